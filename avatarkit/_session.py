@@ -1,0 +1,163 @@
+"""AvatarSession: the one object that owns connections, limits and tasks."""
+
+from __future__ import annotations
+
+import os
+import types
+from typing import Self
+
+import anyio
+import httpx
+import msgspec
+from anyio.abc import TaskGroup
+
+from avatarkit._redact import protected_logger, register_secret
+from avatarkit._retry import RetryPolicy
+from avatarkit.errors import AvatarError, ValidationError
+from avatarkit.tta.client import TtaClient
+from avatarkit.tta.stream import TtaStream
+
+__all__ = ["AvatarSession", "Endpoints"]
+
+log = protected_logger("avatarkit.session")
+
+
+class Endpoints(msgspec.Struct, frozen=True, kw_only=True):
+    """Base URLs of the services; point them at the emulator to work offline."""
+
+    tta: str = "wss://openspeech.bytedance.com/api/v1/volc_virtual_human/tta"
+    digime: str = "https://openspeech.bytedance.com/virtual_human/avatar_platform/digime"
+    sami: str = "https://sami.bytedance.com/api/v1/invoke"
+
+
+ENV_APPID = "AVATARKIT_APPID"
+ENV_TOKEN = "AVATARKIT_TOKEN"
+_ENV_URLS = {
+    "tta": "AVATARKIT_TTA_URL",
+    "digime": "AVATARKIT_DIGIME_URL",
+    "sami": "AVATARKIT_SAMI_URL",
+}
+
+
+class AvatarSession:
+    """An async session multiplexing TTA streams, uploads and voice conversion.
+
+    ::
+
+        async with AvatarSession(appid="…", token="…") as av:
+            async with av.tta.open(role="GuoXiaoyuan", codec="mp4") as stream:
+                ...
+
+    Leaving ``async with`` closes every stream still open and waits for every
+    task the session started.
+    """
+
+    def __init__(
+        self,
+        appid: str,
+        token: str,
+        *,
+        endpoints: Endpoints | None = None,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        close_timeout: float = 10.0,
+    ) -> None:
+        if not isinstance(appid, str) or not appid:
+            raise ValidationError("appid", appid, "must be a non-empty string")
+        if not isinstance(token, str) or not token:
+            raise ValidationError("token", "***", "must be a non-empty string")
+        register_secret(token)
+        self.appid = appid
+        self._token = token
+        self.endpoints = endpoints or Endpoints()
+        self.retry = retry or RetryPolicy()
+        self._timeout = timeout
+        self._close_timeout = close_timeout
+        self._own_http = http_client is None
+        self._http = http_client
+        self._tg: TaskGroup | None = None
+        self._streams: set[TtaStream] = set()
+        self._state = "new"
+        self.tta = TtaClient(
+            self, base_url=self.endpoints.tta, appid=appid, token=token, retry=self.retry
+        )
+
+    @classmethod
+    def from_env(cls, **kwargs: object) -> AvatarSession:
+        """A session from ``AVATARKIT_APPID``/``AVATARKIT_TOKEN`` (and ``AVATARKIT_*_URL``)."""
+        values: dict[str, str] = {}
+        for name, var in ((ENV_APPID, "appid"), (ENV_TOKEN, "token")):
+            value = os.environ.get(name, "")
+            if not value:
+                raise ValidationError(name, None, "environment variable is not set")
+            values[var] = value
+        urls = {field: os.environ[var] for field, var in _ENV_URLS.items() if os.environ.get(var)}
+        if urls and "endpoints" not in kwargs:
+            kwargs["endpoints"] = Endpoints(**urls)
+        return cls(values["appid"], values["token"], **kwargs)  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        return f"AvatarSession(appid={self.appid!r}, token='***', state={self._state!r})"
+
+    # -- what streams and uploads need ----------------------------------
+
+    @property
+    def task_group(self) -> TaskGroup:
+        if self._tg is None or self._state != "open":
+            raise AvatarError("the session is not open: use `async with AvatarSession(...)`")
+        return self._tg
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        if self._http is None:
+            raise AvatarError("the session is not open: use `async with AvatarSession(...)`")
+        return self._http
+
+    def register(self, stream: TtaStream) -> None:
+        if self._state != "open":
+            raise AvatarError("the session is closed")
+        self._streams.add(stream)
+
+    def unregister(self, stream: TtaStream) -> None:
+        self._streams.discard(stream)
+
+    # -- lifecycle -------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._state != "new":
+            raise AvatarError(f"a session can be entered once (it is {self._state})")
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=self._timeout)
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        self._tg = tg
+        self._state = "open"
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> bool | None:
+        await self.aclose()
+        assert self._tg is not None
+        self._tg.cancel_scope.cancel()  # whatever the session started ends with it
+        # Our tasks never raise, so the body's own exception (if any) propagates
+        # as it is instead of wrapped in an ExceptionGroup.
+        await self._tg.__aexit__(None, None, None)
+        return None
+
+    async def aclose(self) -> None:
+        """Close every stream and client; idempotent.  Bounded by ``close_timeout``."""
+        if self._state in ("closing", "closed"):
+            return
+        self._state = "closing"
+        with anyio.CancelScope(shield=True), anyio.move_on_after(self._close_timeout):
+            async with anyio.create_task_group() as closers:
+                for stream in list(self._streams):
+                    closers.start_soon(stream.aclose)
+            if self._own_http and self._http is not None:
+                await self._http.aclose()
+        self._state = "closed"

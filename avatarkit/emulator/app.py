@@ -1,0 +1,62 @@
+"""The emulator's ASGI application (Starlette): every service on one port."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+
+from avatarkit.emulator.options import EmulatorOptions
+from avatarkit.emulator.state import EmulatorState
+from avatarkit.emulator.tta import tta_endpoint
+
+__all__ = ["TTA_PATH", "create_app"]
+
+TTA_PATH = "/api/v1/volc_virtual_human/tta"
+_CONTENT_TYPES = {"mp4": "video/mp4", "mov": "video/quicktime", "webm": "video/webm"}
+
+
+async def _video(request: Request) -> Response:
+    state: EmulatorState = request.app.state.emulator
+    name = request.path_params["name"]
+    video_id = name.split(".", 1)[0]
+    found = state.video(video_id, request.query_params.get("signature", ""))
+    if found is None:
+        return JSONResponse(
+            {"code": 404, "message": "no such video or bad signature"}, status_code=404
+        )
+    data, codec = found
+    return Response(data, media_type=_CONTENT_TYPES.get(codec, "application/octet-stream"))
+
+
+async def _health(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def create_app(options: EmulatorOptions | None = None) -> Starlette:
+    """The emulator app; its state is at ``app.state.emulator``."""
+    state = EmulatorState(options or EmulatorOptions())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state.running = True
+        state.started.set()
+        try:
+            yield
+        finally:
+            state.running = False
+
+    app = Starlette(
+        routes=[
+            WebSocketRoute(TTA_PATH + "/{dimension:str}", tta_endpoint),
+            Route("/tta/videos/{name:str}", _video),
+            Route("/healthz", _health),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.emulator = state
+    return app

@@ -1,0 +1,39 @@
+"""Knobs of the emulator: credentials, pacing, media mode and fault injection."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+__all__ = ["EmulatorOptions"]
+
+
+class EmulatorOptions(msgspec.Struct, kw_only=True):
+    """How the emulator behaves.
+
+    ``pace``: ``"fast"`` sends media as fast as the socket takes it;
+    ``"realtime"`` sends one 40 ms frame every 40 ms, like the real service.
+    ``media``: ``"real"`` encodes every frame; ``"cheap"`` cycles a
+    pre-encoded loop (for load tests that must not measure the encoder), with
+    every access unit padded to ``frame_bytes`` when that is set.
+    ``audio_chunk_ms``: PCM per ``|DAT|00|`` frame (40 ms = 1280 bytes).
+    ``busy_opens``: how many session opens to answer with MSG 1002 first.
+    ``drop_after_frames``: fail every TTA connection after that many media
+    frames (the connection closes with 1011, as on a server crash).
+    ``production_factor``: extra time offline production takes, as a
+    fraction of the video's duration (the real service needs about 0.7).
+    """
+
+    appid: str = "emulator-appid"
+    token: str = "emulator-token-0123456789"
+    pace: Literal["fast", "realtime"] = "fast"
+    media: Literal["real", "cheap"] = "real"
+    frame_bytes: int | None = None
+    audio_chunk_ms: int = 40
+    busy_opens: int = 0
+    drop_after_frames: int | None = None
+    production_factor: float = 0.0
+    media_chunk_bytes: int = 256 * 1024
+    open_timeout: float = 30.0
+    keep_videos: int = 16

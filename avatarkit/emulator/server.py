@@ -1,0 +1,201 @@
+"""Running the emulator: in-process (``async with Emulator()``) or as a command."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import types
+from collections.abc import Callable, Generator
+from typing import Any, Self
+
+import anyio
+import uvicorn
+from anyio.abc import TaskGroup
+
+from avatarkit._session import AvatarSession, Endpoints
+from avatarkit.emulator.app import TTA_PATH, create_app
+from avatarkit.emulator.options import EmulatorOptions
+from avatarkit.emulator.state import EmulatorState, Stats
+from avatarkit.errors import AvatarError
+
+__all__ = ["Emulator", "bind", "serve"]
+
+
+class _InProcessServer(uvicorn.Server):
+    """uvicorn without signal handling: the host program owns its signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def _config(app: Any, *, log_level: str = "warning", **kwargs: Any) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        ws="websockets-sansio",
+        ws_max_size=64 * 1024 * 1024,
+        lifespan="on",
+        log_config=None,
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=2,
+        **kwargs,
+    )
+
+
+class Emulator:
+    """The emulator on a loopback port, in this process.
+
+    ::
+
+        async with Emulator() as emu:
+            async with emu.session() as av:
+                ...
+
+    ``port=0`` picks a free port; :attr:`endpoints`, :attr:`appid` and
+    :attr:`token` say how to reach it.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        options: EmulatorOptions | None = None,
+        **option_fields: Any,
+    ) -> None:
+        if options is not None and option_fields:
+            raise TypeError("pass options= or option fields, not both")
+        self.options = options or EmulatorOptions(**option_fields)
+        self.host = host
+        self._port = port
+        self.app = create_app(self.options)
+        self._server: _InProcessServer | None = None
+        self._tg: TaskGroup | None = None
+        self._sock: socket.socket | None = None
+
+    @property
+    def state(self) -> EmulatorState:
+        state: EmulatorState = self.app.state.emulator
+        return state
+
+    @property
+    def stats(self) -> Stats:
+        return self.state.stats
+
+    @property
+    def port(self) -> int:
+        if self._sock is None:
+            raise AvatarError("the emulator is not running")
+        port: int = self._sock.getsockname()[1]
+        return port
+
+    @property
+    def http_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def endpoints(self) -> Endpoints:
+        base = self.http_url
+        return Endpoints(
+            tta="ws" + base[4:] + TTA_PATH,
+            digime=base + "/virtual_human/avatar_platform/digime",
+            sami=base + "/api/v1/invoke",
+        )
+
+    @property
+    def appid(self) -> str:
+        return self.options.appid
+
+    @property
+    def token(self) -> str:
+        return self.options.token
+
+    def session(self, **kwargs: Any) -> AvatarSession:
+        """An :class:`AvatarSession` pointed at this emulator."""
+        return AvatarSession(self.appid, self.token, endpoints=self.endpoints, **kwargs)
+
+    def __repr__(self) -> str:
+        where = self.http_url if self._sock is not None else "not running"
+        return f"Emulator({where})"
+
+    async def __aenter__(self) -> Self:
+        sock = bind(self.host, self._port)
+        self._sock = sock
+        self._server = _InProcessServer(_config(self.app))
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        self._tg = tg
+        # The socket already listens, so clients may connect as soon as the
+        # app's startup ran: the kernel queues them until uvicorn accepts.
+        ready = self.state.started
+        server = self._server
+
+        async def run() -> None:
+            try:
+                await server.serve(sockets=[sock])
+            finally:
+                ready.set()  # also wakes the waiter below when serve() fails early
+
+        tg.start_soon(run)
+        await ready.wait()
+        if server.should_exit or not self.state.running:
+            await self.__aexit__(None, None, None)
+            raise AvatarError("the emulator failed to start")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        if self._server is not None:
+            self._server.should_exit = True  # uvicorn's own graceful timeout bounds the wait
+        try:
+            if self._tg is not None:
+                await self._tg.__aexit__(None, None, None)  # let the body's exception through
+        finally:
+            self._tg = None
+            if self._sock is not None:
+                self._sock.close()
+                self._sock = None
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening, non-blocking TCP socket on ``host:port`` (0: any free port)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    options: EmulatorOptions | None = None,
+    *,
+    log_level: str = "info",
+    on_ready: Callable[[int], None] | None = None,
+) -> None:
+    """Run the emulator in the foreground until interrupted (``avatarkit emulator``).
+
+    ``on_ready`` gets the bound port (useful with ``port=0``).
+    """
+    app = create_app(options)
+    sock = bind(host, port)
+    try:
+        if on_ready is not None:
+            on_ready(sock.getsockname()[1])
+        server = uvicorn.Server(_config(app, log_level=log_level))
+        server.run(sockets=[sock])
+    finally:
+        sock.close()

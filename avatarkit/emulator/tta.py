@@ -1,0 +1,417 @@
+"""The emulator's TTA WebSocket service (SPEC §2).
+
+One :class:`TtaSession` per connection: a receive loop handles control
+frames while a producer task speaks queued utterances, rendering real PCM
+and H.264 through :mod:`avatarkit.emulator.media`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import msgspec
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from starlette.responses import JSONResponse
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from avatarkit._redact import protected_logger
+from avatarkit.emulator import media
+from avatarkit.emulator.state import EmulatorState
+from avatarkit.errors import ProtocolError, ValidationError
+from avatarkit.tta import frames
+from avatarkit.tta.config import (
+    KNOWN_ROLES_2D,
+    KNOWN_ROLES_3D,
+    SessionConfig,
+    decode_config,
+)
+
+__all__ = ["tta_endpoint"]
+
+log = protected_logger("avatarkit.emulator.tta")
+
+OK, INVALID, BUSY, INTERNAL = 1000, 1001, 1002, 1003
+T_OPEN, T_CLOSE, T_CHAT, T_INTERRUPT, T_PRODUCTION = 0, 1, 2, 3, 4
+RENDER_BATCH = 10  # frames rendered per worker-thread call: 400 ms of video
+
+
+@dataclass
+class _Speak:
+    text: str
+
+
+class _Finish:
+    pass
+
+
+class _Dropped(Exception):
+    """Fault injection: the connection is to fail now."""
+
+
+class _ChatRejected(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+async def tta_endpoint(websocket: WebSocket) -> None:
+    state: EmulatorState = websocket.app.state.emulator
+    dimension = websocket.path_params["dimension"]
+    opts = state.options
+    if dimension not in ("2d", "3d"):
+        await _deny(websocket, 404, f"no TTA endpoint {dimension!r}: use 2d or 3d")
+        return
+    query = websocket.query_params
+    if query.get("appid") != opts.appid or query.get("access_token") != opts.token:
+        await _deny(websocket, 401, "invalid appid or access_token")
+        return
+    resource = websocket.headers.get("resource-id")
+    if resource != f"volc.avatar.{dimension}":
+        await _deny(websocket, 400, f"Resource-Id header must be volc.avatar.{dimension}")
+        return
+    await websocket.accept()
+    state.stats.tta_connections += 1
+    try:
+        await TtaSession(websocket, state, dimension).run()
+    finally:
+        state.stats.tta_connections -= 1
+
+
+async def _deny(websocket: WebSocket, status: int, message: str) -> None:
+    body = {"code": 45000000 + status, "message": message}
+    try:
+        await websocket.send_denial_response(JSONResponse(body, status_code=status))
+    except RuntimeError:  # server without the denial-response extension
+        await websocket.close(code=1008, reason=message)
+
+
+class TtaSession:
+    def __init__(self, websocket: WebSocket, state: EmulatorState, dimension: str) -> None:
+        self.ws = websocket
+        self.state = state
+        self.opts = state.options
+        self.dimension = dimension
+        self.config: SessionConfig | None = None
+        self.media: media.MediaSession | None = None
+        self.frames_sent = 0
+        self.subtitles: list[dict[str, Any]] = []
+        self.interrupted = anyio.Event()
+        self.speaking = False
+        work: tuple[
+            MemoryObjectSendStream[_Speak | _Finish], MemoryObjectReceiveStream[_Speak | _Finish]
+        ]
+        work = anyio.create_memory_object_stream[_Speak | _Finish](16)
+        self.work_send, self.work_recv = work
+
+    # -- sending helpers -------------------------------------------------
+
+    async def send_text(self, text: str) -> None:
+        await self.ws.send({"type": "websocket.send", "text": text})
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self.ws.send({"type": "websocket.send", "bytes": data})
+
+    async def status(self, code: int, message: str, kind: int) -> None:
+        await self.send_text(frames.server_status(code, message, kind))
+
+    async def event(self, event_type: str, data: Any) -> None:
+        await self.send_text(frames.server_event(event_type, data))
+
+    async def receive_frame(self) -> str | bytes | None:
+        message = await self.ws.receive()
+        if message["type"] == "websocket.disconnect":
+            return None
+        text = message.get("text")
+        return text if text is not None else message.get("bytes") or b""
+
+    # -- open --------------------------------------------------------------
+
+    async def run(self) -> None:
+        with anyio.move_on_after(self.opts.open_timeout) as scope:
+            first = await self.receive_frame()
+        if scope.cancelled_caught or first is None:
+            return
+        config = await self.open(first)
+        if config is None:
+            await self.ws.close(code=1000)
+            return
+        self.config = config
+        width, height = config.resolution
+        gop = (
+            config.video.I_frame_interval if config.video and config.video.I_frame_interval else 250
+        )
+        self.media = media.MediaSession(
+            width,
+            height,
+            gop=gop,
+            container=config.codec,
+            cheap=self.opts.media == "cheap",
+            frame_bytes=self.opts.frame_bytes,
+        )
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self.produce)
+                await self.receive_loop()
+        except* _Dropped:
+            with contextlib.suppress(Exception):
+                await self.ws.close(code=1011, reason="injected failure")
+        except* (WebSocketDisconnect, OSError):
+            pass  # the client went away
+        finally:
+            self.media.close()
+
+    async def open(self, first: str | bytes) -> SessionConfig | None:
+        try:
+            frame = frames.decode_client(first)
+        except ProtocolError as exc:
+            await self.status(INVALID, str(exc), T_OPEN)
+            return None
+        if not isinstance(frame, frames.OpenSession):
+            await self.status(INVALID, "the first frame must be |CTL|00| (open session)", T_OPEN)
+            return None
+        if self.state.busy_left > 0:
+            self.state.busy_left -= 1
+            self.state.stats.tta_rejected_opens += 1
+            await self.status(BUSY, "server busy, retry later", T_OPEN)
+            return None
+        try:
+            config = decode_config(frame.config)
+            self.check_role(config)
+        except ValidationError as exc:
+            self.state.stats.tta_rejected_opens += 1
+            await self.status(INVALID, f"invalid parameter: {exc}", T_OPEN)
+            return None
+        self.state.stats.tta_sessions_opened += 1
+        await self.status(OK, "session opened", T_OPEN)
+        return config
+
+    def check_role(self, config: SessionConfig) -> None:
+        if self.dimension == "2d" and config.role in KNOWN_ROLES_3D:
+            raise ValidationError("role", config.role, "is a 3D role: use the /3d endpoint")
+        if self.dimension == "3d" and config.role in KNOWN_ROLES_2D:
+            raise ValidationError("role", config.role, "is a 2D role: use the /2d endpoint")
+        if config.appid is not None and config.appid != self.opts.appid:
+            raise ValidationError("appid", config.appid, "must match the appid of the URL")
+
+    # -- receive loop ------------------------------------------------------
+
+    async def receive_loop(self) -> None:
+        assert self.config is not None
+        audio_mode = self.config.input_mode == "audio"
+        while True:
+            raw = await self.receive_frame()
+            if raw is None:
+                raise WebSocketDisconnect(1006)
+            try:
+                frame = frames.decode_client(raw)
+            except ProtocolError as exc:
+                await self.status(INVALID, str(exc), T_CHAT)
+                continue
+            match frame:
+                case frames.CloseSession():
+                    await self.work_send.send(_Finish())
+                    return
+                case frames.Chat(text=text):
+                    await self.on_chat(text, audio_mode)
+                case frames.Interrupt():
+                    if audio_mode:
+                        await self.status(INVALID, "interrupt only works in text mode", T_INTERRUPT)
+                    else:
+                        if self.speaking:
+                            self.interrupted.set()
+                        await self.status(OK, "interrupted", T_INTERRUPT)
+                case frames.AudioData():
+                    rule = (
+                        "streaming audio needs input_mode=audio"
+                        if not audio_mode
+                        else "streaming audio drive is not implemented by this emulator version"
+                    )
+                    await self.status(INVALID, rule, T_CHAT)
+                case frames.UnknownFrame(header=header):
+                    await self.status(INVALID, f"unknown frame header {header}", T_CHAT)
+                case _:
+                    await self.status(INVALID, "unexpected frame", T_CHAT)
+
+    async def on_chat(self, text: str, audio_mode: bool) -> None:
+        try:
+            speak = self.parse_chat(text, audio_mode)
+        except _ChatRejected as exc:
+            await self.status(INVALID, exc.message, T_CHAT)
+            return
+        if speak is None:
+            await self.status(OK, "bitrate updated", T_CHAT)
+            return
+        await self.work_send.send(speak)
+
+    def parse_chat(self, text: str, audio_mode: bool) -> _Speak | None:
+        body = text.strip()
+        if not body:
+            raise _ChatRejected("empty chat")
+        if body.startswith("{"):
+            try:
+                obj = msgspec.json.decode(body)
+            except msgspec.DecodeError as exc:
+                raise _ChatRejected(f"bad chat JSON: {exc}") from None
+            if not isinstance(obj, dict):
+                raise _ChatRejected("chat JSON must be an object")
+            if "bitrate" in obj:
+                kbps = obj["bitrate"]
+                if isinstance(kbps, bool) or not isinstance(kbps, int) or not 400 <= kbps <= 5000:
+                    raise _ChatRejected(f"bitrate={kbps!r}: must be an integer from 400 to 5000")
+                return None
+            inner = obj.get("text")
+            if not isinstance(inner, str):
+                raise _ChatRejected("chat JSON needs 'bitrate' or a string 'text'")
+            if "subtitle" in obj and not isinstance(obj["subtitle"], dict):
+                raise _ChatRejected("subtitle must be an object")
+            body = inner.strip()
+        if audio_mode:
+            raise _ChatRejected("audio-URL drive is not implemented by this emulator version")
+        if "<" in body:
+            _check_ssml(body)
+        plain = media.plain_text(body)
+        if not plain:
+            raise _ChatRejected("nothing to speak")
+        return _Speak(plain)
+
+    # -- producer ----------------------------------------------------------
+
+    async def produce(self) -> None:
+        async with self.work_recv:
+            async for item in self.work_recv:
+                if isinstance(item, _Finish):
+                    await self.finish()
+                    return
+                await self.speak(item.text)
+
+    async def speak(self, text: str) -> None:
+        assert self.media is not None and self.config is not None
+        subtitles_on = bool(self.config.video and self.config.video.subtitle_control)
+        self.interrupted = anyio.Event()
+        self.speaking = True
+        await self.status(OK, "chat accepted", T_CHAT)
+        await self.event("voice_start", {})
+        pcm = media.synth_speech(text, seed=len(self.subtitles))
+        base_ms = self.media.duration_ms
+        sentences = media.sentence_timings(text)
+        n_frames = math.ceil(len(pcm) / media.AUDIO_BYTES_PER_FRAME)
+        audio_chunk = (
+            max(1, self.opts.audio_chunk_ms // media.FRAME_MS) * media.AUDIO_BYTES_PER_FRAME
+        )
+        pending_audio = bytearray()
+        next_sentence, shown = 0, -1
+        started = anyio.current_time()
+        realtime = self.opts.pace == "realtime"
+        done_frames = 0
+        for batch_start in range(0, n_frames, RENDER_BATCH):
+            if self.interrupted.is_set():
+                break
+            piece = pcm[batch_start * 1280 : (batch_start + RENDER_BATCH) * 1280]
+            if self.opts.media == "cheap":
+                units = self.media.render(piece)
+            else:
+                units = await anyio.to_thread.run_sync(self.media.render, piece)
+            for offset, unit in enumerate(units):
+                index = batch_start + offset
+                now_ms = index * media.FRAME_MS
+                if realtime:
+                    await anyio.sleep_until(started + now_ms / 1000)
+                if subtitles_on:
+                    while next_sentence < len(sentences) and sentences[next_sentence][1] <= now_ms:
+                        if shown >= 0:
+                            await self.subtitle("subtitle_off", sentences[shown], base_ms)
+                        shown = next_sentence
+                        await self.subtitle("subtitle_on", sentences[shown], base_ms)
+                        next_sentence += 1
+                pending_audio += piece[offset * 1280 : (offset + 1) * 1280]
+                if len(pending_audio) >= audio_chunk:
+                    await self.send_bytes(frames.server_audio(bytes(pending_audio)))
+                    pending_audio.clear()
+                    self.count_frame()
+                await self.send_bytes(frames.server_video(unit))
+                self.count_frame()
+            done_frames = batch_start + len(units)
+            await anyio.lowlevel.checkpoint()  # let interrupts and closes in
+        if pending_audio:
+            await self.send_bytes(frames.server_audio(bytes(pending_audio)))
+            self.count_frame()
+        spoken_ms = done_frames * media.FRAME_MS
+        for sentence, start, end in sentences:
+            if start < spoken_ms:
+                self.subtitles.append(
+                    {
+                        "text": sentence,
+                        "start_time_ms": base_ms + start,
+                        "end_time_ms": base_ms + min(end, spoken_ms),
+                    }
+                )
+        if subtitles_on and shown >= 0:
+            await self.subtitle("subtitle_off", sentences[shown], base_ms)
+        self.speaking = False
+        interrupted = self.interrupted.is_set()
+        await self.event("voice_end", {"interrupted": True} if interrupted else {})
+
+    async def subtitle(self, kind: str, sentence: tuple[str, int, int], base_ms: int) -> None:
+        text, start, end = sentence
+        await self.event(
+            kind, {"text": text, "start_time_ms": base_ms + start, "end_time_ms": base_ms + end}
+        )
+
+    def count_frame(self) -> None:
+        self.frames_sent += 1
+        self.state.stats.tta_frames_sent += 1
+        limit = self.opts.drop_after_frames
+        if limit is not None and self.frames_sent >= limit:
+            raise _Dropped
+
+    async def finish(self) -> None:
+        assert self.media is not None and self.config is not None
+        config = self.config
+        if config.video and config.video.subtitle_control:
+            await self.event("all_subtitles", {"subtitles": self.subtitles})
+        if config.codec:
+            if self.media.duration_ms == 0:
+                await self.status(
+                    INVALID, "nothing to produce: no utterance was spoken", T_PRODUCTION
+                )
+            else:
+                await self.deliver(config)
+        await self.status(OK, "session closed", T_CLOSE)
+        await self.ws.close(code=1000)
+
+    async def deliver(self, config: SessionConfig) -> None:
+        assert self.media is not None and config.codec is not None
+        if self.opts.production_factor > 0:
+            await anyio.sleep(self.media.duration_ms / 1000 * self.opts.production_factor)
+        data = await anyio.to_thread.run_sync(self.media.produce)
+        if config.output_url:
+            video_id, signature = self.state.store_video(data, config.codec)
+            host, port = self.ws.scope["server"] or ("127.0.0.1", 80)
+            host = f"[{host}]" if ":" in host else host
+            url = f"http://{host}:{port}/tta/videos/{video_id}.{config.codec}?signature={signature}"
+            await self.event("video_url", {"video_url": url})
+        else:
+            size = self.opts.media_chunk_bytes
+            for start in range(0, len(data), size):
+                last = start + size >= len(data)
+                await self.send_bytes(frames.server_media(data[start : start + size], last=last))
+        await self.status(OK, "video produced", T_PRODUCTION)
+
+
+def _check_ssml(body: str) -> None:
+    """Well-formedness only; the SSML rules themselves live in avatarkit.tta.ssml."""
+    if "<!" in body:
+        raise _ChatRejected("SSML must not contain DOCTYPE or ENTITY declarations")
+    if not body.startswith("<speak"):
+        body = f"<speak>{body}</speak>"  # tags inside plain text are still checked
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError as exc:
+        raise _ChatRejected(f"malformed SSML: {exc}") from None
+    if root.tag != "speak":
+        raise _ChatRejected("SSML root must be <speak>")

@@ -1,0 +1,75 @@
+"""``session.tta``: opens TTA streams."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+from urllib.parse import quote
+
+from avatarkit._retry import RetryPolicy
+from avatarkit.errors import ValidationError
+from avatarkit.tta.config import KNOWN_ROLES_3D, SessionConfig, make_config
+from avatarkit.tta.stream import StreamOwner, TtaStream
+
+__all__ = ["TtaClient", "tta_url"]
+
+Dimension = Literal["2d", "3d"]
+
+
+def tta_url(base: str, dimension: Dimension, appid: str, token: str) -> str:
+    """The TTA WebSocket URL; it carries the token, so only ever log it redacted."""
+    return (
+        f"{base.rstrip('/')}/{dimension}?appid={quote(appid, safe='')}"
+        f"&access_token={quote(token, safe='')}"
+    )
+
+
+class TtaClient:
+    """Opens :class:`~avatarkit.tta.stream.TtaStream` objects on a session."""
+
+    def __init__(
+        self, owner: StreamOwner, *, base_url: str, appid: str, token: str, retry: RetryPolicy
+    ) -> None:
+        self._owner = owner
+        self._base_url = base_url
+        self._appid = appid
+        self._token = token
+        self._retry = retry
+
+    def __repr__(self) -> str:
+        return f"TtaClient(base_url={self._base_url!r})"
+
+    def open(
+        self,
+        role: str | None = None,
+        *,
+        config: SessionConfig | Mapping[str, Any] | None = None,
+        dimension: Dimension | None = None,
+        queue_size: int = 64,
+        open_timeout: float = 15.0,
+        close_timeout: float = 5.0,
+        **fields: Any,
+    ) -> TtaStream:
+        """A TTA stream for ``role``; use it as ``async with`` (or ``await`` it).
+
+        ``fields`` are session-config fields (``codec="mp4"``,
+        ``video={"video_width": 720}``…) checked against every documented rule
+        before anything is sent.  ``dimension`` picks the 2d or 3d endpoint
+        (default: 3d for the documented 3D roles, else 2d).
+        """
+        cfg = make_config(role, config=config, **fields)
+        if cfg.appid is None:
+            cfg = make_config(config=cfg, appid=self._appid)
+        dim: Dimension = dimension or ("3d" if cfg.role in KNOWN_ROLES_3D else "2d")
+        if dim not in ("2d", "3d"):
+            raise ValidationError("dimension", dim, "must be '2d' or '3d'")
+        return TtaStream(
+            self._owner,
+            url=tta_url(self._base_url, dim, self._appid, self._token),
+            resource_id=f"volc.avatar.{dim}",
+            config=cfg,
+            retry_policy=self._retry,
+            queue_size=queue_size,
+            open_timeout=open_timeout,
+            close_timeout=close_timeout,
+        )

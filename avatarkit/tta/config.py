@@ -1,0 +1,515 @@
+"""TTA session config: the JSON sent in the ``|CTL|00|`` open frame.
+
+The rules come from doc 001 §2.1.1 (fields), §2.2.2 (I-frame interval) and
+§2.2.4.1 (subtitles), restated in SPEC §2.3.  Everything here is pure: no I/O,
+no asyncio, so the client and the emulator share one set of rules.
+
+Structs are plain ``msgspec`` Structs that users may build directly, so
+:meth:`SessionConfig.checked` re-checks runtime types as well as the rules.
+Every failure is a :class:`~avatarkit.errors.ValidationError` naming the
+dotted field, the offending value and the rule.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+from collections.abc import Mapping
+from typing import Any, Final, NoReturn, Union, get_args, get_origin
+from urllib.parse import urlsplit
+
+import msgspec
+
+from avatarkit.errors import ValidationError
+
+__all__ = [
+    "CODECS",
+    "DEFAULT_HEIGHT",
+    "DEFAULT_WIDTH",
+    "INPUT_MODES",
+    "KNOWN_ROLES_2D",
+    "KNOWN_ROLES_3D",
+    "KNOWN_VOICES",
+    "Logo",
+    "RoleConf",
+    "RtcConfig",
+    "RtmpConfig",
+    "SessionConfig",
+    "VideoConfig",
+    "decode_config",
+    "encode_config",
+    "make_config",
+]
+
+# Voices listed in doc 001 §2.1.1; a cloned voice's id works too, so these are
+# hints, not a whitelist.
+KNOWN_VOICES: Final = (
+    "BV405",
+    "BV418",
+    "BV005_ParaTaco",
+    "BV007_ParaTaco",
+    "BV057_ParaTaco",
+    "BV009_DPE_ParaTaco",
+    "BV700",
+    "BV008_DPE_ParaTaco",
+    "BV419",
+)
+# Stock roles; a trained digime's conf_name is also a valid role.
+KNOWN_ROLES_2D: Final = ("GuoXiaoyuan", "XiaoHuan")
+KNOWN_ROLES_3D: Final = ("COCO",)
+CODECS: Final = ("mp4", "webm", "mov")
+INPUT_MODES: Final = ("text", "audio")
+DEFAULT_WIDTH: Final = 1080
+DEFAULT_HEIGHT: Final = 1920
+
+_MIN_SIDE: Final = 240
+_MAX_SIDE: Final = 1920
+_MASK: Final = "***"
+
+# Inclusive numeric bounds (None: unbounded above).  Ranges that depend on the
+# resolved resolution (role_width, role_top_offset) are checked in _check_role_conf.
+_RANGES: Final[dict[str, tuple[float, float | None]]] = {
+    "video.video_width": (_MIN_SIDE, _MAX_SIDE),
+    "video.video_height": (_MIN_SIDE, _MAX_SIDE),
+    "video.I_frame_interval": (25, 250),
+    "logo.logo_top_offset": (0, None),
+    "logo.logo_left_offset": (0, None),
+    "role_conf.speed": (0.25, 3),
+    "role_conf.pitch": (0, 10),
+    "role_conf.volume": (0, 3),
+}
+
+
+class Logo(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Logo overlay; the doc requires every field once ``logo`` is present."""
+
+    logo_url: str
+    logo_top_offset: int
+    logo_left_offset: int
+    logo_width: int
+    logo_height: int
+
+
+class VideoConfig(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Output video: resolution, I-frame interval, subtitles (offline only)."""
+
+    video_width: int | None = None
+    video_height: int | None = None
+    I_frame_interval: int | None = None
+    subtitle_control: bool | None = None
+
+
+class RoleConf(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Avatar voice, look, placement and speech prosody."""
+
+    voice_type: str | None = None
+    pose_type: str | None = None
+    clothes_type: str | None = None
+    role_width: int | None = None
+    role_left_offset: int | None = None
+    role_top_offset: int | None = None
+    speed: float | None = None
+    pitch: float | None = None
+    volume: float | None = None
+
+
+class RtcConfig(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """ByteRTC room the stream is pushed to (real-time interaction)."""
+
+    app_id: str
+    room: str
+    uid: str
+    token: str
+
+    def __repr__(self) -> str:
+        # The token grants access to the room: never show it.
+        return (
+            f"RtcConfig(app_id={self.app_id!r}, room={self.room!r}, uid={self.uid!r}, token='***')"
+        )
+
+
+class RtmpConfig(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """RTMP address the stream is pushed to (live streaming)."""
+
+    addr: str
+    live_id: str
+
+    def __repr__(self) -> str:
+        # The path of an RTMP address usually carries the stream key.
+        return f"RtmpConfig(addr={_redact_addr(self.addr)!r}, live_id={self.live_id!r})"
+
+
+class SessionConfig(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The whole open-session config; ``None`` fields are left out of the JSON."""
+
+    role: str
+    uid: str | None = None
+    appid: str | None = None
+    background: str | None = None
+    logo: Logo | None = None
+    video: VideoConfig | None = None
+    role_conf: RoleConf | None = None
+    input_mode: str | None = None
+    codec: str | None = None
+    output_url: bool | None = None
+    rtc: RtcConfig | None = None
+    rtmp: RtmpConfig | None = None
+
+    @property
+    def resolution(self) -> tuple[int, int]:
+        """``(width, height)`` after the doc's derivation rules; not validated."""
+        width, height, _ = _derive(self.video)
+        return width, height
+
+    def checked(self) -> SessionConfig:
+        """Validate every rule; return a copy with the video size filled in.
+
+        Raises :class:`ValidationError` at the first violation.
+        """
+        _check_types(self, "")
+        _check_rules(self)
+        width, height = self.resolution
+        video = self.video or VideoConfig()
+        video = msgspec.structs.replace(video, video_width=width, video_height=height)
+        return msgspec.structs.replace(self, video=video)
+
+
+# --- field types (users construct Structs directly, so types are not a given) ----
+
+
+def _field_kind(annotation: Any) -> Any:
+    """The non-None type of ``X | None`` (or ``X`` itself)."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        return args[0]
+    return annotation
+
+
+_STRUCTS: Final = (Logo, VideoConfig, RoleConf, RtcConfig, RtmpConfig, SessionConfig)
+# Per Struct: (field name, expected type, required).
+_SCHEMA: Final[dict[type, tuple[tuple[str, Any, bool], ...]]] = {
+    cls: tuple((f.name, _field_kind(f.type), f.required) for f in msgspec.structs.fields(cls))
+    for cls in _STRUCTS
+}
+# Nested part name -> its Struct, for make_config's unknown-key check.
+_NESTED: Final[dict[str, type[msgspec.Struct]]] = {
+    name: kind
+    for name, kind, _ in _SCHEMA[SessionConfig]
+    if isinstance(kind, type) and issubclass(kind, msgspec.Struct)
+}
+
+
+def _type_error(kind: Any, value: Any) -> str | None:
+    """The rule ``value`` breaks for ``kind``, or None when it fits."""
+    if kind is bool:
+        return None if isinstance(value, bool) else "must be a boolean"
+    if kind is int:
+        # bool is an int subclass, but true/false is never a size.
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return None if ok else "must be an integer"
+    if kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return None if ok else "must be a number"
+    if kind is str:
+        return None if isinstance(value, str) else "must be a string"
+    if isinstance(value, kind):
+        return None
+    return f"must be a {kind.__name__} (make_config accepts dicts)"
+
+
+def _check_types(obj: msgspec.Struct, prefix: str) -> None:
+    for name, kind, required in _SCHEMA[type(obj)]:
+        path = f"{prefix}{name}"
+        value = getattr(obj, name)
+        if value is None:
+            if required:
+                _fail(path, value, "is required")
+            continue
+        problem = _type_error(kind, value)
+        if problem is not None:
+            _fail(path, value, problem)
+        if isinstance(value, msgspec.Struct):
+            _check_types(value, f"{path}.")
+
+
+# --- the rules -----------------------------------------------------------------
+
+
+def _shown(path: str, value: Any) -> Any:
+    """``value`` as it may appear in an error: secrets masked."""
+    if path == "rtc.token":
+        return _MASK
+    if path == "rtmp.addr" and isinstance(value, str):
+        return _redact_addr(value)
+    return value
+
+
+def _fail(path: str, value: Any, rule: str) -> NoReturn:
+    raise ValidationError(path, _shown(path, value), rule)
+
+
+def _redact_addr(addr: str) -> str:
+    """Scheme and host of an RTMP address; its path usually holds the stream key."""
+    try:
+        parts = urlsplit(addr)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return _MASK
+    if not parts.scheme or not host:
+        return _MASK
+    netloc = host if port is None else f"{host}:{port}"
+    hidden = parts.path.strip("/") or parts.query or parts.fragment or parts.username
+    return f"{parts.scheme}://{netloc}" + (f"/{_MASK}" if hidden else "")
+
+
+def _is_url(value: str, schemes: tuple[str, ...]) -> bool:
+    try:
+        parts = urlsplit(value)
+        return parts.scheme.lower() in schemes and bool(parts.hostname)
+    except ValueError:
+        return False
+
+
+def _fmt(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else str(number)
+
+
+def _check_range(path: str, value: float | None) -> None:
+    if value is None:
+        return
+    low, high = _RANGES[path]
+    # Written as "not (within)" so that NaN fails too.
+    if high is None:
+        if not value >= low:
+            _fail(path, value, f"must be >= {_fmt(low)}")
+    elif not low <= value <= high:
+        _fail(path, value, f"must be between {_fmt(low)} and {_fmt(high)}")
+
+
+def _check_nonempty(path: str, value: str | None) -> None:
+    if value is not None and not value.strip():
+        _fail(path, value, "must be a non-empty string")
+
+
+def _derive(video: VideoConfig | None) -> tuple[int, int, tuple[str, str] | None]:
+    """Resolved ``(width, height, derived)``; ``derived`` is (side, how) when one side was."""
+    width = video.video_width if video else None
+    height = video.video_height if video else None
+    if width is None:
+        if height is None:
+            return DEFAULT_WIDTH, DEFAULT_HEIGHT, None
+        how = f"video_height={height} at 16:9 portrait"
+        return round(height * 9 / 16), height, ("video_width", how)
+    if height is None:
+        if width > DEFAULT_WIDTH:
+            how = f"video_width={width} at 16:9 landscape"
+            return width, round(width * 9 / 16), ("video_height", how)
+        how = f"video_width={width} at 16:9 portrait"
+        return width, round(width * 16 / 9), ("video_height", how)
+    return width, height, None
+
+
+def _check_video(video: VideoConfig | None) -> tuple[int, int]:
+    if video is not None:
+        _check_range("video.video_width", video.video_width)
+        _check_range("video.video_height", video.video_height)
+        _check_range("video.I_frame_interval", video.I_frame_interval)
+    width, height, derived = _derive(video)
+    if derived is not None:
+        # The given side is in range, yet the derived one can still fall outside it.
+        side, how = derived
+        value = width if side == "video_width" else height
+        if not _MIN_SIDE <= value <= _MAX_SIDE:
+            _fail(
+                f"video.{side}",
+                value,
+                f"derived from {how}; must be between {_MIN_SIDE} and {_MAX_SIDE}"
+                f" — set {side} explicitly",
+            )
+    return width, height
+
+
+def _check_logo(logo: Logo) -> None:
+    _check_range("logo.logo_top_offset", logo.logo_top_offset)
+    _check_range("logo.logo_left_offset", logo.logo_left_offset)
+    if not logo.logo_url:
+        # An empty logo_url makes the service ignore the logo; sizes may be 0.
+        for name in ("logo_width", "logo_height"):
+            if getattr(logo, name) < 0:
+                _fail(f"logo.{name}", getattr(logo, name), "must be >= 0")
+        return
+    if not _is_url(logo.logo_url, ("http", "https")):
+        _fail("logo.logo_url", logo.logo_url, "must be an http:// or https:// URL")
+    for name in ("logo_width", "logo_height"):
+        if getattr(logo, name) <= 0:
+            _fail(f"logo.{name}", getattr(logo, name), "must be > 0 when logo_url is set")
+
+
+def _check_role_conf(conf: RoleConf, width: int, height: int) -> None:
+    for name in ("voice_type", "pose_type", "clothes_type"):
+        _check_nonempty(f"role_conf.{name}", getattr(conf, name))
+    if conf.role_width is not None and not 100 <= conf.role_width <= width:
+        _fail(
+            "role_conf.role_width",
+            conf.role_width,
+            f"must be between 100 and video_width ({width})",
+        )
+    # role_left_offset may be any integer: the doc lets the avatar leave the frame.
+    top = conf.role_top_offset
+    if top is not None and not 0 <= top < height:
+        _fail("role_conf.role_top_offset", top, f"must be >= 0 and < video_height ({height})")
+    for name in ("speed", "pitch", "volume"):
+        _check_range(f"role_conf.{name}", getattr(conf, name))
+
+
+def _check_scenario(cfg: SessionConfig) -> None:
+    """Offline production (codec) vs real-time (rtc) vs live (rtmp)."""
+    if cfg.input_mode is not None and cfg.input_mode not in INPUT_MODES:
+        _fail("input_mode", cfg.input_mode, "must be one of 'text', 'audio'")
+    streaming = cfg.rtc is not None or cfg.rtmp is not None
+    if cfg.codec is not None:
+        if cfg.codec not in CODECS:
+            _fail("codec", cfg.codec, "must be one of 'mp4', 'webm', 'mov'")
+        if streaming:
+            _fail("codec", cfg.codec, "offline production (codec) cannot be combined with rtc/rtmp")
+    if cfg.video is not None and cfg.video.subtitle_control:
+        # Doc 001 §2.2.4.1: subtitles only in the video-creation scenario.
+        if streaming:
+            _fail(
+                "video.subtitle_control",
+                True,
+                "subtitles are offline-production only; cannot be combined with rtc/rtmp",
+            )
+        if cfg.codec is None:
+            _fail(
+                "video.subtitle_control", True, "subtitles are offline-production only; set codec"
+            )
+    if cfg.rtc is not None:
+        for name in ("app_id", "room", "uid", "token"):
+            _check_nonempty(f"rtc.{name}", getattr(cfg.rtc, name))
+    if cfg.rtmp is not None:
+        if not _is_url(cfg.rtmp.addr, ("rtmp", "rtmps")):
+            _fail("rtmp.addr", cfg.rtmp.addr, "must be an rtmp:// or rtmps:// URL")
+        _check_nonempty("rtmp.live_id", cfg.rtmp.live_id)
+
+
+def _check_rules(cfg: SessionConfig) -> None:
+    _check_nonempty("role", cfg.role)
+    if cfg.background and not _is_url(cfg.background, ("http", "https")):
+        _fail("background", cfg.background, "must be an http:// or https:// URL")
+    if cfg.logo is not None:
+        _check_logo(cfg.logo)
+    width, height = _check_video(cfg.video)
+    if cfg.role_conf is not None:
+        _check_role_conf(cfg.role_conf, width, height)
+    _check_scenario(cfg)
+
+
+# --- building, encoding, decoding ---------------------------------------------------
+
+_ENCODER: Final = msgspec.json.Encoder()
+_DECODER: Final = msgspec.json.Decoder(SessionConfig)
+
+_ERROR_PATH = re.compile(r"^(?P<rule>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_MISSING = re.compile(r"missing required field `(?P<name>[^`]+)`")
+_NOT_FOUND: Final = object()
+
+
+def _lookup(source: Any, path: str) -> Any:
+    """The value at dotted ``path`` inside dicts/Structs, or _NOT_FOUND."""
+    node = source
+    for key in path.split(".") if path else ():
+        if isinstance(node, Mapping):
+            node = node.get(key, _NOT_FOUND)
+        elif isinstance(node, msgspec.Struct):
+            node = getattr(node, key, _NOT_FOUND)
+        else:
+            return _NOT_FOUND
+        if node is _NOT_FOUND:
+            return node
+    return node
+
+
+def _from_msgspec(error: msgspec.ValidationError, source: Any) -> ValidationError:
+    """Turn msgspec's "<rule> - at `$.a.b`" into a ValidationError on ``a.b``."""
+    match = _ERROR_PATH.match(str(error))
+    assert match is not None  # the pattern matches any text
+    rule, raw = match["rule"], match["path"] or ""
+    path = raw.lstrip(".").replace("[", ".").replace("]", "")
+    missing = _MISSING.search(rule)
+    if missing:
+        path = f"{path}.{missing['name']}" if path else missing["name"]
+        value = None
+    else:
+        value = _lookup(source, path)
+    if not path:
+        # The whole document is wrong; it may hold secrets, so only its type is named.
+        return ValidationError("config", None, f"must be a JSON object: {rule}")
+    return ValidationError(path, _shown(path, None if value is _NOT_FOUND else value), rule)
+
+
+def _reject_unknown(fields: Mapping[str, Any], struct: type[msgspec.Struct], prefix: str) -> None:
+    """make_config is for humans: a misspelt key is an error, not silently dropped."""
+    known = {name for name, _, _ in _SCHEMA[struct]}
+    for key, value in fields.items():
+        if key not in known:
+            _fail(f"{prefix}{key}", value, "unknown config field")
+        nested = _NESTED.get(key) if not prefix else None
+        if nested is not None and isinstance(value, Mapping):
+            _reject_unknown(value, nested, f"{key}.")
+
+
+def make_config(
+    role: str | None = None,
+    *,
+    config: SessionConfig | Mapping[str, Any] | None = None,
+    **fields: Any,
+) -> SessionConfig:
+    """Build and check a config from keyword fields (nested parts as dicts or Structs).
+
+    Fields given here replace the same top-level fields of ``config`` whole;
+    nested parts are not merged key by key.
+    """
+    merged: dict[str, Any]
+    if config is None:
+        merged = {}
+    elif isinstance(config, SessionConfig):
+        merged = {name: getattr(config, name) for name, _, _ in _SCHEMA[SessionConfig]}
+    elif isinstance(config, Mapping):
+        merged = dict(config)
+    else:
+        raise ValidationError(
+            "config", type(config).__name__, "must be a SessionConfig or a mapping"
+        )
+    if role is not None:
+        fields["role"] = role
+    merged.update(fields)
+    _reject_unknown(merged, SessionConfig, "")
+    # None means "not set": drop it so msgspec reports a missing role by name.
+    merged = {key: value for key, value in merged.items() if value is not None}
+    try:
+        cfg = msgspec.convert(merged, SessionConfig, strict=True)
+    except msgspec.ValidationError as error:
+        raise _from_msgspec(error, merged) from None
+    return cfg.checked()
+
+
+def encode_config(cfg: SessionConfig) -> bytes:
+    """Compact JSON for the ``|CTL|00|`` frame; ``None`` fields are omitted."""
+    return _ENCODER.encode(cfg)
+
+
+def decode_config(data: bytes | str) -> SessionConfig:
+    """Parse and check a config as a client sent it; unknown JSON fields are ignored."""
+    try:
+        cfg = _DECODER.decode(data)
+    except msgspec.ValidationError as error:
+        try:
+            source: Any = msgspec.json.decode(data)
+        except msgspec.DecodeError:
+            source = None
+        raise _from_msgspec(error, source) from None
+    except msgspec.DecodeError as error:
+        # The raw text may hold the rtc token: report the reason, not the input.
+        raise ValidationError("config", None, f"must be a JSON object: {error}") from None
+    return cfg.checked()

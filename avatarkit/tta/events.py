@@ -1,0 +1,167 @@
+"""Typed events a TTA stream delivers (server → client), as msgspec Structs.
+
+Match on them::
+
+    match event:
+        case events.AudioChunk(pcm=pcm): ...
+        case events.Subtitle(text=text, start_ms=start): ...   # SubtitleOn and SubtitleOff
+
+Nothing the server sends is dropped: an event type or frame header this
+version does not know arrives as :class:`Unknown`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from avatarkit._redact import redact_url
+
+__all__ = [
+    "AllSubtitles",
+    "AudioChunk",
+    "Event",
+    "MediaChunk",
+    "MediaEnd",
+    "Status",
+    "Subtitle",
+    "SubtitleItem",
+    "SubtitleOff",
+    "SubtitleOn",
+    "Unknown",
+    "VideoChunk",
+    "VideoUrl",
+    "VoiceEnd",
+    "VoiceStart",
+]
+
+
+def _bytes_repr(name: str, data: bytes) -> str:
+    return f"{name}(<{len(data)} bytes>)"
+
+
+class Event(msgspec.Struct, frozen=True):
+    """Base class of every event."""
+
+
+class AudioChunk(Event, frozen=True):
+    """``|DAT|00|``: PCM audio (16 kHz mono s16le)."""
+
+    pcm: bytes
+
+    def __repr__(self) -> str:
+        return _bytes_repr("AudioChunk", self.pcm)
+
+
+class VideoChunk(Event, frozen=True):
+    """``|DAT|01|``: H.264 video, Annex B (one access unit per frame)."""
+
+    nal: bytes
+
+    def __repr__(self) -> str:
+        return _bytes_repr("VideoChunk", self.nal)
+
+
+class MediaChunk(Event, frozen=True):
+    """``|DAT|03|``: a piece of the produced video file (offline production)."""
+
+    data: bytes
+
+    def __repr__(self) -> str:
+        return _bytes_repr("MediaChunk", self.data)
+
+
+class MediaEnd(Event, frozen=True):
+    """``|DAT|04|``: the last piece of the produced video file."""
+
+    data: bytes
+
+    def __repr__(self) -> str:
+        return _bytes_repr("MediaEnd", self.data)
+
+
+class VoiceStart(Event, frozen=True):
+    """The avatar started speaking an utterance."""
+
+    data: dict[str, Any] = {}
+
+
+class VoiceEnd(Event, frozen=True):
+    """The avatar finished (or was interrupted in) an utterance."""
+
+    data: dict[str, Any] = {}
+
+
+class Subtitle(Event, frozen=True):
+    """A subtitle boundary; see :class:`SubtitleOn` and :class:`SubtitleOff`."""
+
+    text: str = ""
+    start_ms: int | None = None
+    end_ms: int | None = None
+
+
+class SubtitleOn(Subtitle, frozen=True):
+    """A subtitle starts showing."""
+
+
+class SubtitleOff(Subtitle, frozen=True):
+    """A subtitle stops showing."""
+
+
+class SubtitleItem(msgspec.Struct, frozen=True):
+    """One line of :class:`AllSubtitles`."""
+
+    text: str
+    start_ms: int
+    end_ms: int
+
+
+class AllSubtitles(Event, frozen=True):
+    """Every subtitle of the produced video with its timing."""
+
+    subtitles: tuple[SubtitleItem, ...]
+
+
+class VideoUrl(Event, frozen=True):
+    """The produced video is available at ``url`` (``output_url`` sessions)."""
+
+    url: str
+
+    def __repr__(self) -> str:  # presigned URLs carry credentials in the query
+        return f"VideoUrl(url={redact_url(self.url)!r})"
+
+
+class Status(Event, frozen=True):
+    """``|MSG|00|``: the service's reply to a control frame.
+
+    ``type``: 0 open, 1 close, 2 chat, 3 interrupt, 4 video production.
+    ``code``: 1000 ok, 1001 invalid parameter, 1002 busy, 1003 internal,
+    1004 encoding, 1010 other.
+    """
+
+    code: int
+    message: str = ""
+    type: int = -1
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 1000
+
+
+class Unknown(Event, frozen=True):
+    """A frame or event this version does not know, delivered as received.
+
+    ``header`` is the frame header (``|MSG|02|``); ``event_type`` and ``data``
+    are set for ``|DAT|02|`` events of an unknown ``type``.
+    """
+
+    header: str
+    payload: bytes | str = b""
+    event_type: str | None = None
+    data: Any = None
+
+    def __repr__(self) -> str:
+        size = len(self.payload)
+        kind = f", event_type={self.event_type!r}" if self.event_type is not None else ""
+        return f"Unknown(header={self.header!r}{kind}, <{size} payload>)"

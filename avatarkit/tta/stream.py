@@ -1,0 +1,461 @@
+"""TtaStream: one TTA WebSocket session, its reader task and its iterators.
+
+The I/O shell around :mod:`avatarkit.tta.frames`.  One reader task per socket
+decodes frames and puts events on a bounded queue; when the consumer is slow
+the reader blocks on that queue, stops reading the socket, and TCP pushes
+back on the server — memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import types
+from collections.abc import AsyncIterator, Generator
+from typing import Any, Protocol, Self
+
+import anyio
+import httpx
+import websockets
+from anyio.abc import TaskGroup, TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidStatus, InvalidURI
+
+from avatarkit._redact import protected_logger, redact_url
+from avatarkit._retry import RetryPolicy, retry
+from avatarkit.errors import (
+    AuthenticationError,
+    AvatarError,
+    ConnectionLost,
+    ProtocolError,
+    ServiceError,
+    StreamClosed,
+    TimeoutError,
+    ValidationError,
+)
+from avatarkit.tta import events as ev
+from avatarkit.tta import frames
+from avatarkit.tta.config import SessionConfig, encode_config
+from avatarkit.tta.video import ProducedVideo
+
+__all__ = ["TtaStream", "Utterance"]
+
+log = protected_logger("avatarkit.tta")
+_ws_log = protected_logger("avatarkit.tta.ws")
+
+# MSG types (SPEC §2.2)
+TYPE_OPEN, TYPE_CLOSE, TYPE_CHAT, TYPE_INTERRUPT, TYPE_PRODUCTION = 0, 1, 2, 3, 4
+CODE_OK, CODE_BUSY = 1000, 1002
+
+
+class StreamOwner(Protocol):
+    """What a stream needs from its session."""
+
+    @property
+    def task_group(self) -> TaskGroup: ...
+
+    @property
+    def http(self) -> httpx.AsyncClient: ...
+
+    def register(self, stream: TtaStream) -> None: ...
+
+    def unregister(self, stream: TtaStream) -> None: ...
+
+
+class TtaStream:
+    """A TTA session on one WebSocket.  Use as ``async with session.tta.open(...) as s``.
+
+    * :meth:`say` sends text or SSML and iterates that utterance's events;
+    * :meth:`events` iterates every event (use with :meth:`chat`);
+    * :meth:`interrupt`, :meth:`set_bitrate`;
+    * :meth:`finish` closes the session and returns the produced video.
+    """
+
+    def __init__(
+        self,
+        owner: StreamOwner,
+        *,
+        url: str,
+        resource_id: str,
+        config: SessionConfig,
+        retry_policy: RetryPolicy,
+        queue_size: int = 64,
+        open_timeout: float = 15.0,
+        close_timeout: float = 5.0,
+        max_frame_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        if queue_size < 1:
+            raise ValidationError("queue_size", queue_size, "must be >= 1")
+        self._owner = owner
+        self._url = url
+        self._resource_id = resource_id
+        self.config = config
+        self._retry = retry_policy
+        self._open_timeout = open_timeout
+        self._close_timeout = close_timeout
+        self._max_frame_bytes = max_frame_bytes
+        self._send_q: MemoryObjectSendStream[ev.Event]
+        self._recv_q: MemoryObjectReceiveStream[ev.Event]
+        self._send_q, self._recv_q = anyio.create_memory_object_stream[ev.Event](queue_size)
+        self._ws: ClientConnection | None = None
+        self._reader_scope = anyio.CancelScope()
+        self._reader_done = anyio.Event()
+        self._reader_started = False
+        self._state = "new"  # new → open → closing → closed
+        self._error: AvatarError | None = None  # why the event flow ended, if not cleanly
+        self._consuming = False
+        # Utterances whose chat was sent and whose end was not yet consumed; the
+        # events of all but the newest belong to abandoned iterators: skipped.
+        self._open_utterances = 0
+        self._send_lock = anyio.Lock()
+
+    # -- lifecycle -------------------------------------------------------
+
+    def __repr__(self) -> str:
+        return (
+            f"TtaStream(url={redact_url(self._url)!r}, role={self.config.role!r}, "
+            f"state={self._state!r})"
+        )
+
+    @property
+    def closed(self) -> bool:
+        return self._state == "closed"
+
+    @property
+    def resolution(self) -> tuple[int, int]:
+        """(width, height) of the video the service renders."""
+        return self.config.resolution
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __await__(self) -> Generator[Any, None, Self]:
+        return self._open_and_return().__await__()
+
+    async def _open_and_return(self) -> Self:
+        await self.open()
+        return self
+
+    async def open(self) -> None:
+        """Connect, send ``|CTL|00|`` and wait for the open reply.
+
+        ``|MSG|`` 1002 (busy), 5xx handshakes and refused connections are
+        retried with jittered backoff; other refusals raise at once.
+        """
+        if self._state != "new":
+            raise AvatarError(f"stream already {self._state}")
+        self._state = "opening"
+        config_json = encode_config(self.config)
+        try:
+            self._ws = await retry(
+                lambda: self._connect_once(config_json),
+                policy=self._retry,
+                retry_on=_retry_open,
+                what=f"opening TTA session on {redact_url(self._url)}",
+            )
+            self._owner.register(self)
+            await self._owner.task_group.start(self._read_frames)
+        except BaseException:
+            self._state = "closed"
+            with anyio.CancelScope(shield=True):
+                await self._close_socket()
+            raise
+        self._state = "open"
+        log.debug("TTA session open on %s", redact_url(self._url))
+
+    async def _connect_once(self, config_json: bytes) -> ClientConnection:
+        try:
+            ws = await websockets.connect(
+                self._url,
+                additional_headers={"Resource-Id": self._resource_id},
+                compression=None,  # media is incompressible: deflate would only burn CPU
+                max_size=self._max_frame_bytes,
+                open_timeout=self._open_timeout,
+                close_timeout=self._close_timeout,
+                logger=_ws_log,
+            )
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            body = exc.response.body.decode(errors="replace")[:200] if exc.response.body else ""
+            cls = AuthenticationError if status in (401, 403) else ServiceError
+            raise cls(
+                "handshake_rejected",
+                body or "WebSocket handshake rejected",
+                status=status,
+                retryable=status >= 500,
+            ) from None
+        except InvalidURI:
+            raise ValidationError(
+                "tta_url", redact_url(self._url), "must be a ws:// or wss:// URL"
+            ) from None
+        except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
+            raise ConnectionLost(
+                f"could not connect to {redact_url(self._url)}: {type(exc).__name__}: {exc}"
+            ) from None
+        try:
+            await ws.send(frames.encode_open(config_json))
+            with anyio.fail_after(self._open_timeout):
+                while True:
+                    event = frames.decode(await ws.recv())
+                    if isinstance(event, ev.Status) and event.type in (TYPE_OPEN, -1):
+                        break
+                    # Anything before the open reply is kept for the consumer.
+                    self._send_q.send_nowait(event)
+            if event.code != CODE_OK:
+                raise ServiceError(event.code, event.message, retryable=event.code == CODE_BUSY)
+            return ws
+        except BaseException as exc:
+            with anyio.CancelScope(shield=True):
+                await _close_quietly(ws, self._close_timeout)
+            if isinstance(exc, ConnectionClosed):
+                raise ConnectionLost(f"connection closed while opening: {exc}") from None
+            if isinstance(exc, builtins.TimeoutError):
+                raise TimeoutError(f"no open reply within {self._open_timeout}s") from None
+            raise
+
+    async def _read_frames(
+        self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """The reader task: socket → decode → bounded queue.  Never raises."""
+        assert self._ws is not None
+        ws = self._ws
+        send_q = self._send_q
+        self._reader_started = True
+        try:
+            with self._reader_scope:
+                task_status.started()
+                try:
+                    while True:
+                        event = frames.decode(await ws.recv())
+                        try:
+                            send_q.send_nowait(event)
+                        except anyio.WouldBlock:
+                            await send_q.send(event)  # backpressure: stop reading the socket
+                except ConnectionClosedOK:
+                    if self._state not in ("closing", "closed"):
+                        self._fail(ConnectionLost("the service closed the session"))
+                except ConnectionClosed as exc:
+                    self._fail(ConnectionLost(f"connection lost: {exc}"))
+                except ProtocolError as exc:
+                    self._fail(exc)
+                    await _close_quietly(ws, self._close_timeout)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    pass  # the stream was closed under us
+                except Exception as exc:  # never let the session's task group die
+                    log.exception("TTA reader failed")
+                    self._fail(ConnectionLost(f"reader failed: {type(exc).__name__}: {exc}"))
+        finally:
+            send_q.close()
+            self._reader_done.set()
+
+    def _fail(self, error: AvatarError) -> None:
+        if self._error is None:
+            self._error = error
+
+    async def aclose(self) -> None:
+        """Close the socket and stop the reader.  Bounded in time, idempotent.
+
+        Iterators still waiting on this stream raise :class:`StreamClosed`.
+        """
+        if self._state == "closed":
+            return
+        self._state = "closed"
+        self._fail(StreamClosed("the stream was closed"))
+        with anyio.CancelScope(shield=True):
+            await self._close_socket()
+            self._reader_scope.cancel()
+            if self._reader_started:
+                with anyio.move_on_after(self._close_timeout):
+                    await self._reader_done.wait()
+            self._send_q.close()
+            self._owner.unregister(self)
+
+    async def _close_socket(self) -> None:
+        if self._ws is not None:
+            await _close_quietly(self._ws, self._close_timeout)
+
+    # -- sending ---------------------------------------------------------
+
+    async def _send(self, frame: str | bytes) -> None:
+        if self._state != "open" or self._ws is None:
+            raise self._error or StreamClosed(f"stream is {self._state}")
+        async with self._send_lock:
+            try:
+                await self._ws.send(frame)
+            except ConnectionClosed as exc:
+                self._fail(ConnectionLost(f"connection lost: {exc}"))
+                raise self._error or ConnectionLost(str(exc)) from None
+
+    async def chat(self, text: str) -> None:
+        """Send a ``|CTL|02|`` chat without consuming events (see :meth:`events`)."""
+        self._require_text_mode("chat")
+        await self._send(frames.encode_chat(text))
+
+    def say(self, text: str) -> Utterance:
+        """Speak ``text`` (plain or SSML); iterate the utterance's events.
+
+        The chat is sent when iteration starts; iteration ends after
+        :class:`~avatarkit.tta.events.VoiceEnd`.
+        """
+        self._require_text_mode("say")
+        return Utterance(self, frames.encode_chat(text))
+
+    async def interrupt(self) -> None:
+        """Stop the current utterance (text mode only); its iterator ends at voice_end."""
+        self._require_text_mode("interrupt")
+        await self._send(frames.encode_interrupt())
+
+    async def set_bitrate(self, kbps: int) -> None:
+        """Change the video bitrate mid-session (400–5000 kbps)."""
+        await self._send(frames.encode_bitrate(kbps))
+
+    def _require_text_mode(self, what: str) -> None:
+        if (self.config.input_mode or "text") != "text":
+            raise ValidationError(
+                "input_mode", self.config.input_mode, f"{what}() needs input_mode='text'"
+            )
+
+    # -- receiving -------------------------------------------------------
+
+    async def _next_event(self) -> ev.Event | None:
+        """The next event, or None when the flow ended cleanly."""
+        if self._consuming:
+            raise AvatarError("this stream's events are already being consumed by another task")
+        self._consuming = True
+        try:
+            try:
+                return self._recv_q.receive_nowait()
+            except anyio.WouldBlock:
+                return await self._recv_q.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            pass
+        finally:
+            self._consuming = False
+        if self._error is not None:
+            raise self._error
+        return None
+
+    async def _next_or_lost(self, during: str) -> ev.Event:
+        event = await self._next_event()
+        if event is None:
+            raise ConnectionLost(f"the session ended {during}")
+        return event
+
+    async def events(self) -> AsyncIterator[ev.Event]:
+        """Every event, in order, until the session ends."""
+        while (event := await self._next_event()) is not None:
+            yield event
+
+    async def finish(self, *, timeout: float | None = None) -> ProducedVideo:
+        """Close the session (``|CTL|01|``) and return the produced video.
+
+        Waits for the ``|DAT|03|``/``|DAT|04|`` bytes or the ``video_url``
+        event, then for the close reply.  Events of utterances nobody consumed
+        are skipped.
+        """
+        codec = self.config.codec
+        chunks: list[bytes] = []
+        url: str | None = None
+        subtitles: tuple[ev.SubtitleItem, ...] = ()
+        media_done = codec is None
+        closed_ok = False
+        deadline = anyio.fail_after(timeout) if timeout is not None else contextlib.nullcontext()
+        with deadline:
+            await self._send(frames.encode_close())
+            self._state = "closing"
+            while not (closed_ok and media_done):
+                event = await self._next_event()
+                if event is None:
+                    break
+                match event:
+                    case ev.MediaChunk(data=data):
+                        chunks.append(data)
+                    case ev.MediaEnd(data=data):
+                        chunks.append(data)
+                        media_done = True
+                    case ev.VideoUrl(url=video_url):
+                        url, media_done = video_url, True
+                    case ev.AllSubtitles(subtitles=lines):
+                        subtitles = lines
+                    case ev.Status(code=code, message=message, type=kind) if (
+                        code != CODE_OK and kind in (TYPE_CLOSE, TYPE_PRODUCTION)
+                    ):
+                        raise ServiceError(code, message, retryable=code == CODE_BUSY)
+                    case ev.Status(type=kind) if kind == TYPE_CLOSE:
+                        closed_ok = True
+                    case _:
+                        pass
+        await self.aclose()
+        if not media_done:
+            raise ConnectionLost("the session ended before the produced video arrived")
+        video_bytes = b"".join(chunks) if chunks else None
+        return ProducedVideo(
+            data=video_bytes, url=url, codec=codec, subtitles=subtitles, http=self._owner.http
+        )
+
+
+class Utterance:
+    """The events of one ``say()``: an async iterator ending after voice_end."""
+
+    def __init__(self, stream: TtaStream, frame: str) -> None:
+        self._stream = stream
+        self._frame = frame
+        self._started = False
+        self._done = False
+
+    def __aiter__(self) -> Utterance:
+        return self
+
+    async def __anext__(self) -> ev.Event:
+        stream = self._stream
+        if self._done:
+            raise StopAsyncIteration
+        if not self._started:
+            self._started = True
+            await stream._send(self._frame)
+            stream._open_utterances += 1
+        while True:
+            event = await stream._next_or_lost("before the utterance's voice_end")
+            # An utterance ends at its voice_end, or at a chat reply that refuses it.
+            refused = isinstance(event, ev.Status) and event.type == TYPE_CHAT and not event.ok
+            ends = refused or isinstance(event, ev.VoiceEnd)
+            if stream._open_utterances > 1:  # an abandoned utterance's event
+                stream._open_utterances -= ends
+                continue
+            if not ends:
+                return event
+            stream._open_utterances -= 1
+            self._done = True
+            if refused:
+                assert isinstance(event, ev.Status)
+                raise ServiceError(event.code, event.message, retryable=event.code == CODE_BUSY)
+            return event
+
+    async def collect(self) -> list[ev.Event]:
+        """Run the utterance to its end and return all its events."""
+        return [event async for event in self]
+
+
+def _retry_open(exc: Exception) -> bool:
+    if isinstance(exc, ServiceError):
+        return exc.retryable
+    return isinstance(exc, ConnectionLost)
+
+
+async def _close_quietly(ws: ClientConnection, timeout: float) -> None:
+    """Close ``ws``, bounded in time; on timeout the transport is aborted."""
+    with anyio.move_on_after(timeout):
+        with contextlib.suppress(Exception):  # a broken socket may fail to close: it's closed
+            await ws.close()
+        return
+    ws.transport.abort()

@@ -1,0 +1,259 @@
+"""The sans-I/O frame codec: every frame kind both ways, and garbage."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from avatarkit.errors import ProtocolError, ValidationError
+from avatarkit.tta import events as ev
+from avatarkit.tta import frames
+
+# -- client frames -------------------------------------------------------
+
+
+def test_open_frame_carries_config_json() -> None:
+    frame = frames.encode_open(b'{"role":"GuoXiaoyuan"}')
+    assert frame == '|CTL|00|{"role":"GuoXiaoyuan"}'
+    decoded = frames.decode_client(frame)
+    assert decoded == frames.OpenSession('{"role":"GuoXiaoyuan"}')
+
+
+@pytest.mark.parametrize(
+    ("frame", "expected"),
+    [
+        (frames.encode_close(), frames.CloseSession()),
+        (frames.encode_interrupt(), frames.Interrupt()),
+        (frames.encode_chat("今天天气不错"), frames.Chat("今天天气不错")),
+        (frames.encode_bitrate(400), frames.Chat('{"bitrate":400}')),
+        (frames.encode_bitrate(5000), frames.Chat('{"bitrate":5000}')),
+    ],
+)
+def test_control_frames_round_trip(frame: str, expected: frames.ClientFrame) -> None:
+    assert frame[:8] in ("|CTL|01|", "|CTL|02|", "|CTL|03|")
+    assert frames.decode_client(frame) == expected
+    assert frames.decode_client(frame.encode()) == expected  # any header in either frame kind
+
+
+@pytest.mark.parametrize("kbps", [399, 5001, 0, -1, True, 1000.0, "1000"])
+def test_bitrate_out_of_range(kbps: object) -> None:
+    with pytest.raises(ValidationError) as info:
+        frames.encode_bitrate(kbps)  # type: ignore[arg-type]
+    assert info.value.field == "bitrate"
+    assert "400 to 5000" in info.value.rule
+
+
+@pytest.mark.parametrize("text", ["", "   ", None, 42])
+def test_chat_needs_text(text: object) -> None:
+    with pytest.raises(ValidationError) as info:
+        frames.encode_chat(text)  # type: ignore[arg-type]
+    assert info.value.field == "text"
+
+
+def test_audio_frames() -> None:
+    second = bytes(32_000)
+    assert frames.encode_audio(second) == b"|CTL|08|" + second
+    assert frames.decode_client(frames.encode_audio(second)) == frames.AudioData(second, False)
+    tail = frames.encode_audio(b"\x01\x00" * 10, last=True)
+    assert tail[:8] == b"|CTL|09|"
+    assert frames.decode_client(tail) == frames.AudioData(b"\x01\x00" * 10, True)
+
+
+def test_audio_frame_under_one_second_is_refused() -> None:
+    with pytest.raises(ValidationError) as info:
+        frames.encode_audio(bytes(31_998))
+    assert "at least 1 s" in info.value.rule
+    with pytest.raises(ValidationError, match="even length"):
+        frames.encode_audio(bytes(32_001))
+
+
+# -- server frames -------------------------------------------------------
+
+
+@pytest.mark.parametrize("as_text", [False, True])
+def test_binary_media_frames(as_text: bool) -> None:
+    cases: list[tuple[bytes, ev.Event]] = [
+        (frames.server_audio(b"\x01\x02"), ev.AudioChunk(b"\x01\x02")),
+        (frames.server_video(b"\x00\x00\x00\x01\x67"), ev.VideoChunk(b"\x00\x00\x00\x01\x67")),
+        (frames.server_media(b"mp4-part"), ev.MediaChunk(b"mp4-part")),
+        (frames.server_media(b"last", last=True), ev.MediaEnd(b"last")),
+    ]
+    for raw, expected in cases:
+        frame: str | bytes = raw.decode("latin-1") if as_text else raw
+        decoded = frames.decode(frame)
+        if as_text:  # a text frame's payload arrives as UTF-8 bytes
+            assert type(decoded) is type(expected)
+        else:
+            assert decoded == expected
+
+
+@pytest.mark.parametrize("as_bytes", [False, True])
+@pytest.mark.parametrize(
+    ("event_type", "data", "expected"),
+    [
+        ("voice_start", {}, ev.VoiceStart({})),
+        ("voice_end", {"interrupted": True}, ev.VoiceEnd({"interrupted": True})),
+        (
+            "subtitle_on",
+            {"text": "你好", "start_time_ms": 0, "end_time_ms": 880},
+            ev.SubtitleOn("你好", 0, 880),
+        ),
+        ("subtitle_off", {"text": "你好"}, ev.SubtitleOff("你好", None, None)),
+        (
+            "all_subtitles",
+            {"subtitles": [{"end_time_ms": 2880, "start_time_ms": 0, "text": "今天天气真不错。"}]},
+            ev.AllSubtitles((ev.SubtitleItem("今天天气真不错。", 0, 2880),)),
+        ),
+        (
+            "video_url",
+            {"video_url": "https://x/v.mp4?sig=s3cr3t"},
+            ev.VideoUrl("https://x/v.mp4?sig=s3cr3t"),
+        ),
+    ],
+)
+def test_event_frames(
+    event_type: str, data: dict[str, object], expected: ev.Event, as_bytes: bool
+) -> None:
+    frame: str | bytes = frames.server_event(event_type, data)
+    assert frame.startswith("|DAT|02|")
+    if as_bytes:
+        frame = frame.encode()
+    assert frames.decode(frame) == expected
+
+
+def test_subtitle_events_match_the_base_class() -> None:
+    match frames.decode(frames.server_event("subtitle_on", {"text": "a", "start_time_ms": 5})):
+        case ev.Subtitle(text=text, start_ms=start):
+            assert (text, start) == ("a", 5)
+        case _:
+            pytest.fail("SubtitleOn must match events.Subtitle")
+
+
+def test_unknown_event_type_is_delivered() -> None:
+    event = frames.decode(frames.server_event("lip_sync", {"x": [1, 2]}))
+    assert isinstance(event, ev.Unknown)
+    assert event.event_type == "lip_sync"
+    assert event.data == {"x": [1, 2]}
+    assert event.header == "|DAT|02|"
+
+
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_status_frames(as_bytes: bool) -> None:
+    frame: str | bytes = frames.server_status(1002, "busy", 0)
+    if as_bytes:
+        frame = frame.encode()
+    event = frames.decode(frame)
+    assert event == ev.Status(1002, "busy", 0)
+    assert not event.ok  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("frame", ["|MSG|01|{}", b"|MSG|02|", b"|DAT|09|\x00\x01", "|ABC|77|x"])
+def test_unknown_headers_are_delivered(frame: str | bytes) -> None:
+    event = frames.decode(frame)
+    assert isinstance(event, ev.Unknown)
+    assert event.header == (frame[:8] if isinstance(frame, str) else frame[:8].decode())
+    assert event.payload == frame[8:]
+
+
+@pytest.mark.parametrize(
+    ("frame", "reason"),
+    [
+        (b"", "shorter"),
+        ("|DAT|0", "shorter"),
+        (b"DAT|00|\x00\x00", "bad frame header"),
+        ("|dat|00|x", "bad frame header"),
+        (b"|DAT|0x|", "bad frame header"),
+        ("|DAT|02|{not json", "bad event JSON"),
+        (b"|DAT|02|[]", "bad event JSON"),
+        ('|DAT|02|{"callback_info":{"type":"video_url","data":{}}}', "'video_url' event"),
+        ("|MSG|00|{}", "bad MSG JSON"),
+        (b'|MSG|00|{"code":"x"}', "bad MSG JSON"),
+    ],
+)
+def test_malformed_frames_raise_protocol_error(frame: str | bytes, reason: str) -> None:
+    with pytest.raises(ProtocolError) as info:
+        frames.decode(frame)
+    assert reason in str(info.value)
+    assert len(info.value.excerpt) <= 80
+
+
+def test_protocol_error_excerpt_is_redacted() -> None:
+    from avatarkit._redact import register_secret
+
+    register_secret("tok-SECRET-123")
+    with pytest.raises(ProtocolError) as info:
+        frames.decode("|DAT|02|{tok-SECRET-123")
+    assert "tok-SECRET-123" not in str(info.value)
+    assert "***" in str(info.value)
+
+
+def test_binary_payload_is_sliced_once() -> None:
+    payload = bytes(range(256)) * 160  # 40 KiB
+    event = frames.decode(frames.server_video(payload))
+    assert isinstance(event, ev.VideoChunk)
+    assert event.nal == payload
+    assert type(event.nal) is bytes
+
+
+# -- properties ----------------------------------------------------------
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(st.binary(max_size=4096))
+def test_media_round_trip(payload: bytes) -> None:
+    assert frames.decode(frames.server_audio(payload)) == ev.AudioChunk(payload)
+    assert frames.decode(frames.server_video(payload)) == ev.VideoChunk(payload)
+    assert frames.decode(frames.server_media(payload, last=True)) == ev.MediaEnd(payload)
+
+
+@given(st.integers(-(2**31), 2**31), st.text(max_size=50), st.integers(0, 10))
+def test_status_round_trip(code: int, message: str, kind: int) -> None:
+    assert frames.decode(frames.server_status(code, message, kind)) == ev.Status(
+        code, message, kind
+    )
+
+
+@given(
+    st.text(min_size=1, max_size=20).filter(lambda t: t not in frames._EVENT_BUILDERS), _json_values
+)
+def test_unknown_events_round_trip(event_type: str, data: object) -> None:
+    event = frames.decode(frames.server_event(event_type, data))
+    assert isinstance(event, ev.Unknown)
+    assert (event.event_type, event.data) == (event_type, data)
+
+
+@given(st.text(min_size=1, max_size=200).filter(str.strip))
+def test_chat_round_trip(text: str) -> None:
+    assert frames.decode_client(frames.encode_chat(text)) == frames.Chat(text)
+
+
+@given(st.binary(max_size=300) | st.text(max_size=300))
+def test_garbage_raises_only_protocol_error(data: bytes | str) -> None:
+    with contextlib.suppress(ProtocolError):
+        frames.decode(data)
+    with contextlib.suppress(ProtocolError):
+        frames.decode_client(data)
+
+
+@given(st.sampled_from(["|DAT|02|", "|MSG|00|"]), st.binary(max_size=200) | st.text(max_size=200))
+def test_json_frames_with_garbage_raise_only_protocol_error(header: str, body: bytes | str) -> None:
+    frame: str | bytes = header + body if isinstance(body, str) else header.encode() + body
+    with contextlib.suppress(ProtocolError):
+        frames.decode(frame)
+
+
+@given(_json_values)
+def test_event_json_garbage_raises_only_protocol_error(value: object) -> None:
+    with contextlib.suppress(ProtocolError):
+        frames.decode("|DAT|02|" + json.dumps(value))
