@@ -1,0 +1,234 @@
+"""TTA receive throughput: the SDK vs a raw websockets loop vs the vendor demo's way.
+
+Runs the emulator in a child process (cheap media mode: a pre-encoded loop
+padded to a fixed frame size, paced as fast as possible), then, against the
+same stream, measures frames/s and MB/s of:
+
+  raw    a bare ``async for message in ws`` loop (websockets, compression off)
+  sdk    ``async for event in stream.say(text)`` — decoded, typed events
+  naive  the vendor document's demo loop: ``websockets.connect`` with its
+         defaults, header sliced and decoded per frame, payload copied
+  naive_nodeflate  the same loop with compression off, to separate the two costs
+
+for ~1.3 KB and ~40 KB frames.  Variants are interleaved over several rounds
+and the median kept (these machines are noisy).  Prints one JSON line.
+
+    python benchmarks/tta_receive.py [--frames 3000] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import websockets
+
+from avatarkit import AvatarSession, Endpoints, events
+from avatarkit.emulator import media
+from avatarkit.tta import frames
+
+CHAR = "好"  # one CJK character = 220 ms of speech = 5.5 video frames
+
+
+def text_for(n_frames: int) -> str:
+    return CHAR * max(1, round(n_frames * 40 / 220)) + "。"
+
+
+class Server:
+    def __init__(self, frame_bytes: int, audio_chunk_ms: int) -> None:
+        cmd = [
+            sys.executable,
+            "-m",
+            "avatarkit",
+            "emulator",
+            "--port",
+            "0",
+            "--pace",
+            "fast",
+            "--media",
+            "cheap",
+            "--frame-bytes",
+            str(frame_bytes),
+            "--audio-chunk-ms",
+            str(audio_chunk_ms),
+            "--log-level",
+            "warning",
+        ]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        lines = [self.proc.stdout.readline() for _ in range(6)]
+        self.port = int(lines[0].split("http://127.0.0.1:")[1].split()[0])
+        env = dict(line.strip().removeprefix("export ").split("=", 1) for line in lines[1:])
+        self.appid, self.token = env["AVATARKIT_APPID"], env["AVATARKIT_TOKEN"]
+        self.tta = f"ws://127.0.0.1:{self.port}/api/v1/volc_virtual_human/tta"
+        self.url = f"{self.tta}/2d?appid={self.appid}&access_token={self.token}"
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+CONFIG = '{"role":"GuoXiaoyuan","video":{"video_width":240,"video_height":240}}'
+HEADERS = {"Resource-Id": "volc.avatar.2d"}
+
+# What each measurement returns: (frames, payload bytes, seconds from first media frame).
+Result = tuple[int, int, float]
+
+
+async def raw(server: Server, text: str) -> Result:
+    async with websockets.connect(
+        server.url, additional_headers=HEADERS, compression=None, max_size=None
+    ) as ws:
+        await ws.send(frames.encode_open(CONFIG))
+        await ws.recv()
+        await ws.send(frames.encode_chat(text))
+        count = size = 0
+        start = 0.0
+        async for message in ws:
+            if not count:
+                start = time.perf_counter()
+            count += 1
+            size += len(message)
+            if type(message) is str and "voice_end" in message:
+                break
+        return count, size, time.perf_counter() - start
+
+
+async def sdk(server: Server, text: str) -> Result:
+    endpoints = Endpoints(tta=server.tta)
+    async with AvatarSession(server.appid, server.token, endpoints=endpoints) as av:
+        async with av.tta.open(
+            role="GuoXiaoyuan", video={"video_width": 240, "video_height": 240}
+        ) as stream:
+            count = size = 0
+            start = 0.0
+            async for event in stream.say(text):
+                if not count:
+                    start = time.perf_counter()
+                count += 1
+                match event:
+                    case events.VideoChunk(nal=payload) | events.AudioChunk(pcm=payload):
+                        size += len(payload) + 8
+                    case _:
+                        size += 8
+            return count, size, time.perf_counter() - start
+
+
+# The vendor demo's constants and loop (doc 001 §5.1.1), minus its prints and files.
+AUDIO_DATA_HEADER = "|DAT|00|"
+VIDEO_DATA_HEADER = "|DAT|01|"
+JSON_DATA_HEADER = "|DAT|02|"
+MSG_HEADER = "|MSG|00|"
+VOICE_END = "voice_end"
+
+
+def parse_event(data: str) -> tuple[str, Any]:
+    obj = json.loads(data)
+    info = obj["callback_info"]
+    return info["type"], info["data"]
+
+
+async def _naive(server: Server, text: str, compression: str | None) -> Result:
+    async with websockets.connect(
+        server.url, additional_headers=HEADERS, compression=compression, max_size=None
+    ) as ws:
+        await ws.send(frames.encode_open(CONFIG))
+        await ws.recv()
+        await ws.send(frames.encode_chat(text))
+        count = size = 0
+        start = 0.0
+        while True:
+            data = await ws.recv()
+            if not count:
+                start = time.perf_counter()
+            count += 1
+            header = data[0:8]
+            if header == JSON_DATA_HEADER:
+                event, _ = parse_event(data[8:])
+                size += len(data)
+                if event == VOICE_END:
+                    break
+            elif header == MSG_HEADER:
+                size += len(data)
+                msg = json.loads(data[8:])
+                if msg["code"] != 1000:
+                    break
+            else:
+                if bytes.decode(header) == AUDIO_DATA_HEADER:
+                    payload = data[8:]
+                    size += len(payload) + 8
+                elif bytes.decode(header) == VIDEO_DATA_HEADER:
+                    payload = data[8:]
+                    size += len(payload) + 8
+        return count, size, time.perf_counter() - start
+
+
+async def naive(server: Server, text: str) -> Result:
+    return await _naive(server, text, "deflate")  # websockets.connect's default, as in the demo
+
+
+async def naive_nodeflate(server: Server, text: str) -> Result:
+    return await _naive(server, text, None)
+
+
+VARIANTS: dict[str, Callable[[Server, str], Awaitable[Result]]] = {
+    "raw": raw,
+    "sdk": sdk,
+    "naive": naive,
+    "naive_nodeflate": naive_nodeflate,
+}
+
+
+async def measure(server: Server, n_frames: int, rounds: int) -> dict[str, Any]:
+    text = text_for(n_frames)
+    for variant in VARIANTS.values():  # warm up: caches, JIT-free but page-faults and loops
+        await variant(server, text_for(50))
+    samples: dict[str, list[Result]] = {name: [] for name in VARIANTS}
+    for _ in range(rounds):
+        for name, variant in VARIANTS.items():
+            samples[name].append(await variant(server, text))
+    out: dict[str, Any] = {}
+    for name, results in samples.items():
+        fps = statistics.median(c / t for c, _, t in results)
+        mbps = statistics.median(s / t / 1e6 for _, s, t in results)
+        out[name] = {
+            "frames": results[0][0],
+            "frames_per_s": round(fps),
+            "MB_per_s": round(mbps, 1),
+            "avg_frame_bytes": results[0][1] // results[0][0],
+        }
+    out["sdk_vs_raw"] = round(out["sdk"]["frames_per_s"] / out["raw"]["frames_per_s"], 3)
+    out["sdk_vs_naive"] = round(out["sdk"]["frames_per_s"] / out["naive"]["frames_per_s"], 3)
+    out["sdk_vs_naive_nodeflate"] = round(
+        out["sdk"]["frames_per_s"] / out["naive_nodeflate"]["frames_per_s"], 3
+    )
+    return out
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=3000, help="video frames per utterance")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    report: dict[str, Any] = {"benchmark": "tta_receive", "rounds": args.rounds}
+    # 1.3 KB: 40 ms audio chunks (1280 B) and video frames padded to 1280 B.
+    # 40 KB: 1280 ms audio chunks (40960 B) and video frames padded to 40960 B.
+    for label, frame_bytes, chunk_ms in (("1.3KB", 1280, 40), ("40KB", 40960, 1280)):
+        server = Server(frame_bytes, chunk_ms)
+        try:
+            report[label] = await measure(server, args.frames, args.rounds)
+        finally:
+            server.close()
+    assert media.FRAME_MS == 40
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
