@@ -160,13 +160,9 @@ async def _naive(server: Server, text: str, compression: str | None) -> Result:
                 msg = json.loads(data[8:])
                 if msg["code"] != 1000:
                     break
-            else:
-                if bytes.decode(header) == AUDIO_DATA_HEADER:
-                    payload = data[8:]
-                    size += len(payload) + 8
-                elif bytes.decode(header) == VIDEO_DATA_HEADER:
-                    payload = data[8:]
-                    size += len(payload) + 8
+            elif bytes.decode(header) in (AUDIO_DATA_HEADER, VIDEO_DATA_HEADER):
+                payload = data[8:]  # the demo writes this copy to a file
+                size += len(payload) + 8
         return count, size, time.perf_counter() - start
 
 

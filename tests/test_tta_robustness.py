@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import anyio
 import pytest
 
-from avatarkit import AvatarSession, ConnectionLost, events
+from avatarkit import AuthenticationError, AvatarSession, ConnectionLost, events
 from tests.conftest import FAST_RETRY, SMALL_VIDEO, EmulatorProcess, emulator_process, open_sockets
 
 pytestmark = pytest.mark.anyio
@@ -171,7 +171,7 @@ async def test_no_token_in_logs_reprs_or_errors(emu_proc: EmulatorProcess, caplo
     async with AvatarSession(
         emu_proc.appid, wrong, endpoints=emu_proc.endpoints, retry=FAST_RETRY
     ) as av:
-        with pytest.raises(Exception) as refused:
+        with pytest.raises(AuthenticationError) as refused:
             await av.tta.open(role="GuoXiaoyuan")
         texts += [str(refused.value), repr(refused.value)]
     from avatarkit import Endpoints
