@@ -212,11 +212,14 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=3000, help="video frames per utterance")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--sizes", default="1.3KB,40KB", help="which frame sizes to run")
     args = parser.parse_args()
     report: dict[str, Any] = {"benchmark": "tta_receive", "rounds": args.rounds}
     # 1.3 KB: 40 ms audio chunks (1280 B) and video frames padded to 1280 B.
     # 40 KB: 1280 ms audio chunks (40960 B) and video frames padded to 40960 B.
     for label, frame_bytes, chunk_ms in (("1.3KB", 1280, 40), ("40KB", 40960, 1280)):
+        if label not in args.sizes.split(","):
+            continue
         server = Server(frame_bytes, chunk_ms)
         try:
             report[label] = await measure(server, args.frames, args.rounds)

@@ -191,12 +191,14 @@ def test_protocol_error_excerpt_is_redacted() -> None:
     assert "***" in str(info.value)
 
 
-def test_binary_payload_is_sliced_once() -> None:
+def test_binary_payload_is_not_copied() -> None:
     payload = bytes(range(256)) * 160  # 40 KiB
-    event = frames.decode(frames.server_video(payload))
+    frame = frames.server_video(payload)
+    event = frames.decode(frame)
     assert isinstance(event, ev.VideoChunk)
     assert event.nal == payload
-    assert type(event.nal) is bytes
+    assert event.nal.readonly
+    assert event.nal.obj is frame  # a view into the received frame, not a copy
 
 
 # -- properties ----------------------------------------------------------

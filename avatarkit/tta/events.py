@@ -8,6 +8,11 @@ Match on them::
 
 Nothing the server sends is dropped: an event type or frame header this
 version does not know arrives as :class:`Unknown`.
+
+Media payloads (``pcm``, ``nal``, ``data``) are read-only ``memoryview``
+objects into the received frame: no copy is made.  They work wherever bytes
+are accepted by the buffer protocol (``file.write``, ``b"".join``, PyAV
+packets, ``len``); call ``bytes(...)`` for an independent copy.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ __all__ = [
 ]
 
 
-def _bytes_repr(name: str, data: bytes) -> str:
+def _bytes_repr(name: str, data: memoryview) -> str:
     return f"{name}(<{len(data)} bytes>)"
 
 
@@ -48,7 +53,7 @@ class Event(msgspec.Struct, frozen=True):
 class AudioChunk(Event, frozen=True):
     """``|DAT|00|``: PCM audio (16 kHz mono s16le)."""
 
-    pcm: bytes
+    pcm: memoryview
 
     def __repr__(self) -> str:
         return _bytes_repr("AudioChunk", self.pcm)
@@ -57,7 +62,7 @@ class AudioChunk(Event, frozen=True):
 class VideoChunk(Event, frozen=True):
     """``|DAT|01|``: H.264 video, Annex B (one access unit per frame)."""
 
-    nal: bytes
+    nal: memoryview
 
     def __repr__(self) -> str:
         return _bytes_repr("VideoChunk", self.nal)
@@ -66,7 +71,7 @@ class VideoChunk(Event, frozen=True):
 class MediaChunk(Event, frozen=True):
     """``|DAT|03|``: a piece of the produced video file (offline production)."""
 
-    data: bytes
+    data: memoryview
 
     def __repr__(self) -> str:
         return _bytes_repr("MediaChunk", self.data)
@@ -75,7 +80,7 @@ class MediaChunk(Event, frozen=True):
 class MediaEnd(Event, frozen=True):
     """``|DAT|04|``: the last piece of the produced video file."""
 
-    data: bytes
+    data: memoryview
 
     def __repr__(self) -> str:
         return _bytes_repr("MediaEnd", self.data)

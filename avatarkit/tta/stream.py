@@ -18,10 +18,10 @@ import anyio
 import httpx
 import websockets
 from anyio.abc import TaskGroup, TaskStatus
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidStatus, InvalidURI
 
+from avatarkit._queue import Closed, EventQueue
 from avatarkit._redact import protected_logger, redact_url
 from avatarkit._retry import RetryPolicy, retry
 from avatarkit.errors import (
@@ -95,9 +95,7 @@ class TtaStream:
         self._open_timeout = open_timeout
         self._close_timeout = close_timeout
         self._max_frame_bytes = max_frame_bytes
-        self._send_q: MemoryObjectSendStream[ev.Event]
-        self._recv_q: MemoryObjectReceiveStream[ev.Event]
-        self._send_q, self._recv_q = anyio.create_memory_object_stream[ev.Event](queue_size)
+        self._queue: EventQueue[ev.Event] = EventQueue(queue_size)
         self._ws: ClientConnection | None = None
         self._reader_scope = anyio.CancelScope()
         self._reader_done = anyio.Event()
@@ -210,7 +208,8 @@ class TtaStream:
                     if isinstance(event, ev.Status) and event.type in (TYPE_OPEN, -1):
                         break
                     # Anything before the open reply is kept for the consumer.
-                    self._send_q.send_nowait(event)
+                    if not self._queue.put_nowait(event):
+                        raise ProtocolError("too many frames before the open reply")
             if event.code != CODE_OK:
                 raise ServiceError(event.code, event.message, retryable=event.code == CODE_BUSY)
             return ws
@@ -229,7 +228,7 @@ class TtaStream:
         """The reader task: socket → decode → bounded queue.  Never raises."""
         assert self._ws is not None
         ws = self._ws
-        send_q = self._send_q
+        queue = self._queue
         self._reader_started = True
         try:
             with self._reader_scope:
@@ -237,10 +236,8 @@ class TtaStream:
                 try:
                     while True:
                         event = frames.decode(await ws.recv())
-                        try:
-                            send_q.send_nowait(event)
-                        except anyio.WouldBlock:
-                            await send_q.send(event)  # backpressure: stop reading the socket
+                        if not queue.put_nowait(event):
+                            await queue.put(event)  # backpressure: stop reading the socket
                 except ConnectionClosedOK:
                     if self._state not in ("closing", "closed"):
                         self._fail(ConnectionLost("the service closed the session"))
@@ -249,13 +246,13 @@ class TtaStream:
                 except ProtocolError as exc:
                     self._fail(exc)
                     await _close_quietly(ws, self._close_timeout)
-                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                except Closed:
                     pass  # the stream was closed under us
                 except Exception as exc:  # never let the session's task group die
                     log.exception("TTA reader failed")
                     self._fail(ConnectionLost(f"reader failed: {type(exc).__name__}: {exc}"))
         finally:
-            send_q.close()
+            queue.close()
             self._reader_done.set()
 
     def _fail(self, error: AvatarError) -> None:
@@ -277,7 +274,7 @@ class TtaStream:
             if self._reader_started:
                 with anyio.move_on_after(self._close_timeout):
                     await self._reader_done.wait()
-            self._send_q.close()
+            self._queue.close()
             self._owner.unregister(self)
 
     async def _close_socket(self) -> None:
@@ -329,21 +326,24 @@ class TtaStream:
 
     async def _next_event(self) -> ev.Event | None:
         """The next event, or None when the flow ended cleanly."""
-        if self._consuming:
-            raise AvatarError("this stream's events are already being consumed by another task")
-        self._consuming = True
         try:
+            event = self._queue.get_nowait()  # fast path: no await when one is queued
+            if event is not None:
+                return event
+            if self._consuming:
+                raise AvatarError("this stream's events are already being consumed elsewhere")
+            self._consuming = True
             try:
-                return self._recv_q.receive_nowait()
-            except anyio.WouldBlock:
-                return await self._recv_q.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError):
-            pass
-        finally:
-            self._consuming = False
+                return await self._queue.get()
+            finally:
+                self._consuming = False
+        except Closed:
+            self._raise_if_failed()
+            return None
+
+    def _raise_if_failed(self) -> None:
         if self._error is not None:
             raise self._error
-        return None
 
     async def _next_or_lost(self, during: str) -> ev.Event:
         event = await self._next_event()
@@ -364,7 +364,7 @@ class TtaStream:
         are skipped.
         """
         codec = self.config.codec
-        chunks: list[bytes] = []
+        chunks: list[memoryview] = []
         url: str | None = None
         subtitles: tuple[ev.SubtitleItem, ...] = ()
         media_done = codec is None
