@@ -110,8 +110,11 @@ class AvatarSession:
 
     @property
     def http(self) -> httpx.AsyncClient:
-        if self._http is None:
+        """The session's HTTP client, made on first use (its TLS setup costs ~40 ms)."""
+        if self._state != "open":
             raise AvatarError("the session is not open: use `async with AvatarSession(...)`")
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=self._timeout)
         return self._http
 
     def register(self, stream: TtaStream) -> None:
@@ -127,8 +130,6 @@ class AvatarSession:
     async def __aenter__(self) -> Self:
         if self._state != "new":
             raise AvatarError(f"a session can be entered once (it is {self._state})")
-        if self._http is None:
-            self._http = httpx.AsyncClient(timeout=self._timeout)
         tg = anyio.create_task_group()
         await tg.__aenter__()
         self._tg = tg

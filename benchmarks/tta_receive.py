@@ -11,7 +11,11 @@ same stream, measures frames/s and MB/s of:
   naive_nodeflate  the same loop with compression off, to separate the two costs
 
 for ~1.3 KB and ~40 KB frames.  Variants are interleaved over several rounds
-and the median kept (these machines are noisy).  Prints one JSON line.
+(in a rotating order) and the median kept; ratios are medians of the
+per-round ratios (these machines are noisy).  Besides wall-clock frames/s,
+each variant's client CPU time per frame is reported: the emulator runs in
+another process, so when it is the bottleneck the wall-clock rates tie and the
+CPU cost is what tells the clients apart.  Prints one JSON line.
 
     python benchmarks/tta_receive.py [--frames 3000] [--rounds 5]
 """
@@ -78,8 +82,20 @@ class Server:
 CONFIG = '{"role":"GuoXiaoyuan","video":{"video_width":240,"video_height":240}}'
 HEADERS = {"Resource-Id": "volc.avatar.2d"}
 
-# What each measurement returns: (frames, payload bytes, seconds from first media frame).
-Result = tuple[int, int, float]
+# What each measurement returns: frames, payload bytes, and the wall-clock and
+# CPU seconds from the first frame to the end of the utterance.
+Result = tuple[int, int, float, float]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.wall = self.cpu = 0.0
+
+    def start(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def result(self, count: int, size: int) -> Result:
+        return count, size, time.perf_counter() - self.wall, time.process_time() - self.cpu
 
 
 async def raw(server: Server, text: str) -> Result:
@@ -90,15 +106,15 @@ async def raw(server: Server, text: str) -> Result:
         await ws.recv()
         await ws.send(frames.encode_chat(text))
         count = size = 0
-        start = 0.0
+        clock = Clock()
         async for message in ws:
             if not count:
-                start = time.perf_counter()
+                clock.start()
             count += 1
             size += len(message)
             if type(message) is str and "voice_end" in message:
                 break
-        return count, size, time.perf_counter() - start
+        return clock.result(count, size)
 
 
 async def sdk(server: Server, text: str) -> Result:
@@ -108,17 +124,17 @@ async def sdk(server: Server, text: str) -> Result:
             role="GuoXiaoyuan", video={"video_width": 240, "video_height": 240}
         ) as stream:
             count = size = 0
-            start = 0.0
+            clock = Clock()
             async for event in stream.say(text):
                 if not count:
-                    start = time.perf_counter()
+                    clock.start()
                 count += 1
                 match event:
                     case events.VideoChunk(nal=payload) | events.AudioChunk(pcm=payload):
                         size += len(payload) + 8
                     case _:
                         size += 8
-            return count, size, time.perf_counter() - start
+            return clock.result(count, size)
 
 
 # The vendor demo's constants and loop (doc 001 §5.1.1), minus its prints and files.
@@ -143,11 +159,11 @@ async def _naive(server: Server, text: str, compression: str | None) -> Result:
         await ws.recv()
         await ws.send(frames.encode_chat(text))
         count = size = 0
-        start = 0.0
+        clock = Clock()
         while True:
             data = await ws.recv()
             if not count:
-                start = time.perf_counter()
+                clock.start()
             count += 1
             header = data[0:8]
             if header == JSON_DATA_HEADER:
@@ -163,7 +179,7 @@ async def _naive(server: Server, text: str, compression: str | None) -> Result:
             elif bytes.decode(header) in (AUDIO_DATA_HEADER, VIDEO_DATA_HEADER):
                 payload = data[8:]  # the demo writes this copy to a file
                 size += len(payload) + 8
-        return count, size, time.perf_counter() - start
+        return clock.result(count, size)
 
 
 async def naive(server: Server, text: str) -> Result:
@@ -184,27 +200,34 @@ VARIANTS: dict[str, Callable[[Server, str], Awaitable[Result]]] = {
 
 async def measure(server: Server, n_frames: int, rounds: int) -> dict[str, Any]:
     text = text_for(n_frames)
-    for variant in VARIANTS.values():  # warm up: caches, JIT-free but page-faults and loops
+    for variant in VARIANTS.values():  # warm up: imports, caches, the server's loop
         await variant(server, text_for(50))
-    samples: dict[str, list[Result]] = {name: [] for name in VARIANTS}
-    for _ in range(rounds):
-        for name, variant in VARIANTS.items():
-            samples[name].append(await variant(server, text))
+    names = list(VARIANTS)
+    samples: dict[str, list[Result]] = {name: [] for name in names}
+    for round_ in range(rounds):
+        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+            samples[name].append(await VARIANTS[name](server, text))
     out: dict[str, Any] = {}
     for name, results in samples.items():
-        fps = statistics.median(c / t for c, _, t in results)
-        mbps = statistics.median(s / t / 1e6 for _, s, t in results)
         out[name] = {
             "frames": results[0][0],
-            "frames_per_s": round(fps),
-            "MB_per_s": round(mbps, 1),
             "avg_frame_bytes": results[0][1] // results[0][0],
+            "frames_per_s": round(statistics.median(c / w for c, _, w, _ in results)),
+            "MB_per_s": round(statistics.median(s / w / 1e6 for _, s, w, _ in results), 1),
+            "cpu_us_per_frame": round(statistics.median(p / c * 1e6 for c, _, _, p in results), 1),
         }
-    out["sdk_vs_raw"] = round(out["sdk"]["frames_per_s"] / out["raw"]["frames_per_s"], 3)
-    out["sdk_vs_naive"] = round(out["sdk"]["frames_per_s"] / out["naive"]["frames_per_s"], 3)
-    out["sdk_vs_naive_nodeflate"] = round(
-        out["sdk"]["frames_per_s"] / out["naive_nodeflate"]["frames_per_s"], 3
-    )
+
+    def paired(a: str, b: str, index: int, invert: bool = False) -> float:
+        ratios = [
+            (y[index] / x[index]) if invert else (x[index] / y[index])
+            for x, y in zip(samples[a], samples[b], strict=True)
+        ]
+        return round(statistics.median(ratios), 3)
+
+    # frames/s ratio = b's wall time / a's (same frame count); CPU ratio = b's CPU / a's.
+    for other in ("raw", "naive", "naive_nodeflate"):
+        out[f"sdk_vs_{other}"] = paired("sdk", other, 2, invert=True)
+        out[f"cpu_{other}_over_sdk"] = paired("sdk", other, 3, invert=True)
     return out
 
 

@@ -425,7 +425,11 @@ class Utterance:
             await stream._send(self._frame)
             stream._open_utterances += 1
         while True:
-            event = await stream._next_or_lost("before the utterance's voice_end")
+            event = stream._queue.get_nowait() if stream._queue else None
+            if event is None:
+                event = await stream._next_or_lost("before the utterance's voice_end")
+            if type(event) in _MEDIA and stream._open_utterances == 1:
+                return event  # the hot path: media of the current utterance
             # An utterance ends at its voice_end, or at a chat reply that refuses it.
             refused = isinstance(event, ev.Status) and event.type == TYPE_CHAT and not event.ok
             ends = refused or isinstance(event, ev.VoiceEnd)
@@ -444,6 +448,9 @@ class Utterance:
     async def collect(self) -> list[ev.Event]:
         """Run the utterance to its end and return all its events."""
         return [event async for event in self]
+
+
+_MEDIA = frozenset({ev.AudioChunk, ev.VideoChunk})
 
 
 def _retry_open(exc: Exception) -> bool:
