@@ -6,9 +6,11 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
+import anyio
+import anyio.abc
 import pytest
 
 from avatarkit import AvatarSession, Endpoints, RetryPolicy
@@ -111,3 +113,55 @@ def open_sockets() -> int:
         except OSError:
             pass
     return count
+
+
+class LoopbackProxy:
+    """A TCP proxy on 127.0.0.1 between the SDK and a server, for network faults.
+
+    ``cut()`` drops every connection at once (a real mid-stream TCP loss);
+    ``freeze()`` stops forwarding but keeps the sockets open (a silent peer).
+    """
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.port = 0
+        self._cut = anyio.Event()
+        self._frozen = anyio.Event()
+
+    def cut(self) -> None:
+        self._cut.set()
+
+    def freeze(self) -> None:
+        self._frozen.set()
+
+    async def _pipe(self, src: anyio.abc.ByteStream, dst: anyio.abc.ByteStream) -> None:
+        try:
+            async for chunk in src:
+                if self._frozen.is_set():
+                    await self._cut.wait()  # hold the data: the peer hears nothing
+                await dst.send(chunk)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass
+
+    async def _handle(self, client: anyio.abc.SocketStream) -> None:
+        upstream = await anyio.connect_tcp("127.0.0.1", self.upstream_port)
+        async with client, upstream, anyio.create_task_group() as tg:
+            tg.start_soon(self._pipe, client, upstream)
+            tg.start_soon(self._pipe, upstream, client)
+            await self._cut.wait()
+            tg.cancel_scope.cancel()
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[LoopbackProxy]:
+        async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
+            self.port = listener.extra(anyio.abc.SocketAttribute.local_port)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(listener.serve, self._handle)
+                try:
+                    yield self
+                finally:
+                    self._cut.set()
+                    tg.cancel_scope.cancel()
+
+    def endpoints(self) -> Endpoints:
+        return Endpoints(tta=f"ws://127.0.0.1:{self.port}/api/v1/volc_virtual_human/tta")

@@ -13,6 +13,7 @@ import websockets
 
 from avatarkit import (
     AuthenticationError,
+    AvatarSession,
     ConnectionLost,
     ServiceError,
     StreamClosed,
@@ -22,7 +23,7 @@ from avatarkit import (
 from avatarkit.emulator import Emulator
 from avatarkit.emulator import media as emu_media
 from avatarkit.tta import frames
-from tests.conftest import FAST_RETRY, SMALL_VIDEO, session_for
+from tests.conftest import FAST_RETRY, SMALL_VIDEO, LoopbackProxy, session_for
 
 pytestmark = pytest.mark.anyio
 
@@ -268,44 +269,68 @@ async def test_emulator_drop_mid_utterance_raises_connection_lost() -> None:
 
 async def test_tcp_cut_mid_utterance_raises_connection_lost(emulator: Emulator) -> None:
     """A real drop: a loopback proxy between client and emulator cuts the TCP stream."""
-    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
-        port = listener.extra(anyio.abc.SocketAttribute.local_port)
-        cut = anyio.Event()
+    async with LoopbackProxy(emulator.port).running() as proxy:
+        async with AvatarSession(
+            emulator.appid, emulator.token, endpoints=proxy.endpoints(), retry=FAST_RETRY
+        ) as av_session:
+            async with av_session.tta.open(role="GuoXiaoyuan", video=SMALL_VIDEO) as s:
+                with pytest.raises(ConnectionLost):
+                    async for event in s.say("这句话会被切断。" * 10):
+                        if isinstance(event, events.VideoChunk):
+                            proxy.cut()
 
-        async def pipe(src: anyio.abc.ByteStream, dst: anyio.abc.ByteStream) -> None:
-            try:
-                async for chunk in src:
-                    await dst.send(chunk)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                pass
 
-        async def handle(client: anyio.abc.SocketStream) -> None:
-            upstream = await anyio.connect_tcp("127.0.0.1", emulator.port)
-            async with client, upstream, anyio.create_task_group() as tg:
-                tg.start_soon(pipe, client, upstream)
-                tg.start_soon(pipe, upstream, client)
-                await cut.wait()
-                tg.cancel_scope.cancel()
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(listener.serve, handle)
-            endpoints = emulator.endpoints
-            from avatarkit import AvatarSession, Endpoints
-
-            proxied = Endpoints(
-                tta=f"ws://127.0.0.1:{port}/api/v1/volc_virtual_human/tta",
-                digime=endpoints.digime,
-                sami=endpoints.sami,
+async def test_close_is_bounded_when_the_peer_goes_silent(emulator: Emulator) -> None:
+    async with LoopbackProxy(emulator.port).running() as proxy:
+        async with AvatarSession(
+            emulator.appid, emulator.token, endpoints=proxy.endpoints(), retry=FAST_RETRY
+        ) as av_session:
+            stream = await av_session.tta.open(
+                role="GuoXiaoyuan", video=SMALL_VIDEO, close_timeout=0.2
             )
-            async with AvatarSession(
-                emulator.appid, emulator.token, endpoints=proxied, retry=FAST_RETRY
-            ) as av_session:
-                async with av_session.tta.open(role="GuoXiaoyuan", video=SMALL_VIDEO) as s:
-                    with pytest.raises(ConnectionLost):
-                        async for event in s.say("这句话会被切断。" * 10):
-                            if isinstance(event, events.VideoChunk):
-                                cut.set()
-            tg.cancel_scope.cancel()
+            proxy.freeze()
+            failures: list[BaseException] = []
+
+            async def waiter() -> None:
+                try:
+                    await stream.say("你好。").collect()
+                except StreamClosed as exc:
+                    failures.append(exc)
+
+            with anyio.fail_after(10):  # a guard against hanging, not a timing assertion
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(waiter)
+                    await anyio.wait_all_tasks_blocked()
+                    await stream.aclose()
+            assert stream.closed
+            assert len(failures) == 1
+
+
+async def test_3d_endpoint_and_open_errors_that_are_not_retried(emulator: Emulator) -> None:
+    async with session_for(emulator) as av_session:
+        async with av_session.tta.open(role="COCO", video=SMALL_VIDEO) as s:
+            assert "/3d?" in repr(s)
+            assert isinstance((await s.say("大家好。").collect())[-1], events.VoiceEnd)
+        # the service refuses (1001): raised at once, not retried
+        with pytest.raises(ServiceError) as info:
+            await av_session.tta.open(role="COCO", dimension="2d")
+        assert (info.value.code, info.value.retryable) == (1001, False)
+        assert "3D role" in str(info.value)
+    assert emulator.stats.tta_rejected_opens == 1
+
+
+async def test_from_env(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AVATARKIT_APPID", emulator.appid)
+    monkeypatch.setenv("AVATARKIT_TOKEN", emulator.token)
+    monkeypatch.setenv("AVATARKIT_TTA_URL", emulator.endpoints.tta)
+    async with AvatarSession.from_env(retry=FAST_RETRY) as av_session:
+        assert av_session.endpoints.tta == emulator.endpoints.tta
+        async with av_session.tta.open(role="XiaoHuan", video=SMALL_VIDEO) as s:
+            await s.say("好。").collect()
+    monkeypatch.delenv("AVATARKIT_TOKEN")
+    with pytest.raises(ValidationError) as info:
+        AvatarSession.from_env()
+    assert info.value.field == "AVATARKIT_TOKEN"
 
 
 async def test_many_streams_on_one_session_and_closing_the_session(emulator: Emulator) -> None:
