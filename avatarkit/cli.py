@@ -22,7 +22,7 @@ from typing import Any
 
 import anyio
 
-from avatarkit._session import AvatarSession
+from avatarkit._session import AvatarSession, Endpoints
 from avatarkit.errors import AvatarError, ValidationError
 from avatarkit.tta import events as ev
 
@@ -48,7 +48,10 @@ async def _session(args: argparse.Namespace) -> AsyncIterator[AvatarSession]:
         async with Emulator() as emu, emu.session() as av:
             yield av
     else:
-        async with AvatarSession.from_env() as av:
+        kwargs: dict[str, Any] = {}
+        if getattr(args, "tta_url", None):
+            kwargs["endpoints"] = Endpoints(tta=args.tta_url)
+        async with AvatarSession.from_env(**kwargs) as av:
             yield av
 
 
@@ -201,6 +204,11 @@ def _parser() -> argparse.ArgumentParser:
         "--emulator",
         action="store_true",
         help="run against an in-process emulator instead of the real service",
+    )
+    say.add_argument(
+        "--tta-url",
+        help="TTA base URL (default: $AVATARKIT_TTA_URL or the real service); "
+        "credentials come from AVATARKIT_APPID and AVATARKIT_TOKEN",
     )
     say.add_argument("--json", action="store_true", help="print the result as JSON")
 

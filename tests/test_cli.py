@@ -55,6 +55,36 @@ def test_say_against_the_emulator(tmp_path: Path) -> None:
         assert container.format.name.startswith("mov")
 
 
+def test_say_against_a_tta_url_from_the_command_line(tmp_path: Path) -> None:
+    from tests.conftest import emulator_process
+
+    with emulator_process("--pace", "fast") as proc:
+        env = {**ENV, "AVATARKIT_APPID": proc.appid, "AVATARKIT_TOKEN": proc.token}
+        out = tmp_path / "remote.mp4"
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "avatarkit",
+                "say",
+                "你好。",
+                "-o",
+                str(out),
+                "--width",
+                "240",
+                "--tta-url",
+                proc.endpoints.tta,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+    assert result.returncode == 0, result.stderr
+    assert out.stat().st_size > 0
+    assert proc.token not in result.stdout + result.stderr
+
+
 def test_say_without_credentials_names_the_variable() -> None:
     result = run("say", "你好", "-o", "x.mp4")
     assert result.returncode == 2

@@ -54,6 +54,45 @@ def test_chat_needs_text(text: object) -> None:
     assert info.value.field == "text"
 
 
+def test_audio_url_chat() -> None:
+    frame = frames.encode_audio_url(
+        "https://x/a b.pcm?x=1&y=2", format="pcm", sample_rate=48000, channels=1
+    )
+    assert frame == (
+        '|CTL|02|<audio url="https://x/a b.pcm?x=1&amp;y=2" format="pcm" '
+        'sample_rate="48000" ac="1"/>'
+    )
+    assert frames.decode_client(frame) == frames.Chat(frame[8:])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"url": "ftp://x/a.pcm", "format": "pcm"}, "url"),
+        ({"url": "https://x/a.flac", "format": "flac"}, "format"),
+        ({"url": "https://x/a.pcm", "format": "pcm", "sample_rate": 0}, "sample_rate"),
+        ({"url": "https://x/a.pcm", "format": "pcm", "channels": 3}, "channels"),
+    ],
+)
+def test_audio_url_chat_rules(kwargs: dict[str, object], field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        frames.encode_audio_url(**kwargs)  # type: ignore[arg-type]
+    assert info.value.field == field
+
+
+def test_styled_chat() -> None:
+    style = {"fontname": "Source Han Serif CN", "fontsize": 18, "primary_colour": "0000ff00"}
+    frame = frames.encode_styled_chat("<speak>今天天气真不错</speak>", {"global_style": style})
+    decoded = frames.decode_client(frame)
+    assert isinstance(decoded, frames.Chat)
+    assert json.loads(decoded.text) == {
+        "text": "<speak>今天天气真不错</speak>",
+        "subtitle": {"global_style": style},
+    }
+    with pytest.raises(ValidationError):
+        frames.encode_styled_chat("", {})
+
+
 def test_audio_frames() -> None:
     second = bytes(32_000)
     assert frames.encode_audio(second) == b"|CTL|08|" + second

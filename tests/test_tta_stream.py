@@ -161,6 +161,13 @@ async def test_set_bitrate_and_events_iterator(emulator: Emulator) -> None:
     assert any(isinstance(e, events.VideoChunk) for e in seen)
 
 
+async def test_realtime_pacing_streams_the_same_media() -> None:
+    async with Emulator(pace="realtime") as emu, session_for(emu) as av_session:
+        async with av_session.tta.open(role="GuoXiaoyuan", video=SMALL_VIDEO) as s:
+            got = await s.say("好。").collect()
+    assert sum(isinstance(e, events.VideoChunk) for e in got) == expected_frames("好。")
+
+
 async def test_busy_open_is_retried() -> None:
     async with Emulator(busy_opens=2) as emu, session_for(emu) as av_session:
         async with av_session.tta.open(role="GuoXiaoyuan", video=SMALL_VIDEO) as s:

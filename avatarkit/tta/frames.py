@@ -17,8 +17,9 @@ decoded with module-level msgspec decoders, straight from a memoryview.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final
+from xml.sax.saxutils import quoteattr
 
 import msgspec
 
@@ -38,11 +39,13 @@ __all__ = [
     "decode",
     "decode_client",
     "encode_audio",
+    "encode_audio_url",
     "encode_bitrate",
     "encode_chat",
     "encode_close",
     "encode_interrupt",
     "encode_open",
+    "encode_styled_chat",
     "server_audio",
     "server_event",
     "server_media",
@@ -69,6 +72,7 @@ DAT_MEDIA_END = "|DAT|04|"
 MSG = "|MSG|00|"
 
 _HEADER_RE: Final = re.compile(r"\|[A-Z]{3}\|[0-9]{2}\|")
+_event_encoder: Final = msgspec.json.Encoder()
 
 
 # --------------------------------------------------------------------------
@@ -100,6 +104,39 @@ def encode_bitrate(kbps: int) -> str:
     if isinstance(kbps, bool) or not isinstance(kbps, int) or not low <= kbps <= high:
         raise ValidationError("bitrate", kbps, f"must be an integer from {low} to {high} kbps")
     return f'{CHAT}{{"bitrate":{kbps}}}'
+
+
+AUDIO_URL_FORMATS: Final = ("pcm", "wav", "mp3", "aac", "ogg", "m4a")
+
+
+def encode_audio_url(
+    url: str, *, format: str, sample_rate: int | None = None, channels: int | None = None
+) -> str:
+    """``|CTL|02|<audio url=… format=… sample_rate=… ac=…/>`` (input_mode audio)."""
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ValidationError("url", url, "must be an http:// or https:// URL")
+    if format not in AUDIO_URL_FORMATS:
+        raise ValidationError("format", format, f"must be one of {', '.join(AUDIO_URL_FORMATS)}")
+    attrs = [f"url={quoteattr(url)}", f"format={quoteattr(format)}"]
+    if sample_rate is not None:
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0:
+            raise ValidationError("sample_rate", sample_rate, "must be a positive integer (Hz)")
+        attrs.append(f'sample_rate="{sample_rate}"')
+    if channels is not None:
+        if channels not in (1, 2) or isinstance(channels, bool):
+            raise ValidationError("channels", channels, "must be 1 or 2")
+        attrs.append(f'ac="{channels}"')
+    return f"{CHAT}<audio {' '.join(attrs)}/>"
+
+
+def encode_styled_chat(text: str, subtitle: Mapping[str, Any]) -> str:
+    """``|CTL|02|{"text": …, "subtitle": {…}}``: speech with subtitle styling."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValidationError("text", text, "must be a non-empty string")
+    if not isinstance(subtitle, Mapping):
+        raise ValidationError("subtitle", subtitle, "must be an object")
+    body = _event_encoder.encode({"text": text, "subtitle": dict(subtitle)})
+    return CHAT + body.decode()
 
 
 def encode_interrupt() -> str:
@@ -283,8 +320,6 @@ def decode(frame: str | bytes | bytearray | memoryview) -> ev.Event:
 
 # --------------------------------------------------------------------------
 # server → client: encoding (the emulator's side)
-
-_event_encoder: Final = msgspec.json.Encoder()
 
 
 def server_audio(pcm: bytes) -> bytes:
