@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import types
+from pathlib import Path
 from typing import Self
 
 import anyio
@@ -13,6 +14,7 @@ from anyio.abc import TaskGroup
 
 from avatarkit._redact import protected_logger, register_secret
 from avatarkit._retry import RetryPolicy
+from avatarkit.digime.client import DigimeClient, VoiceCloneClient
 from avatarkit.errors import AvatarError, ValidationError
 from avatarkit.tta.client import TtaClient
 from avatarkit.tta.stream import TtaStream
@@ -62,6 +64,9 @@ class AvatarSession:
         retry: RetryPolicy | None = None,
         http_client: httpx.AsyncClient | None = None,
         close_timeout: float = 10.0,
+        upload_retry: RetryPolicy | None = None,
+        max_uploads: int = 4,
+        journal_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if not isinstance(appid, str) or not appid:
             raise ValidationError("appid", appid, "must be a non-empty string")
@@ -79,6 +84,15 @@ class AvatarSession:
         self._tg: TaskGroup | None = None
         self._streams: set[TtaStream] = set()
         self._state = "new"
+        self.upload_retry = upload_retry or RetryPolicy(
+            attempts=8, base_delay=0.5, max_delay=15.0, total_timeout=900.0
+        )
+        if max_uploads < 1:
+            raise ValidationError("max_uploads", max_uploads, "must be >= 1")
+        self.upload_slots = anyio.CapacityLimiter(max_uploads)
+        self.journal_dir = Path(journal_dir) if journal_dir is not None else None
+        self.digime = DigimeClient(self)
+        self.voice_clone = VoiceCloneClient(self)
         self.tta = TtaClient(
             self, base_url=self.endpoints.tta, appid=appid, token=token, retry=self.retry
         )
@@ -101,6 +115,11 @@ class AvatarSession:
         return f"AvatarSession(appid={self.appid!r}, token='***', state={self._state!r})"
 
     # -- what streams and uploads need ----------------------------------
+
+    @property
+    def token(self) -> str:
+        """The access token (kept out of reprs and logs)."""
+        return self._token
 
     @property
     def task_group(self) -> TaskGroup:

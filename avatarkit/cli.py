@@ -4,6 +4,10 @@
 ``avatarkit emulator``             run the emulator in the foreground
 ``avatarkit say TEXT -o out.mp4``  produce a video (the service from the environment,
                                    or an in-process emulator with --emulator)
+``avatarkit upload FILE ...``      upload a digime video (resumes an interrupted upload)
+``avatarkit voice-clone upload``   upload voice-clone audio (an archive or a folder)
+``avatarkit train CONF_NAME``      start training; ``--wait`` to wait for the result
+``avatarkit status CONF_NAME``     training state
 
 Errors print one line to stderr: exit 2 for bad input, 1 for service or
 connection errors, 130 on Ctrl-C.
@@ -21,9 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import msgspec
 
 from avatarkit._session import AvatarSession, Endpoints
-from avatarkit.errors import AvatarError, ValidationError
+from avatarkit.digime.upload import UploadProgress, UploadResult
+from avatarkit.digime.wire import TrainingInfo
+from avatarkit.errors import AvatarError, TrainingFailed, ValidationError
 from avatarkit.tta import events as ev
 
 __all__ = ["main"]
@@ -157,14 +164,139 @@ async def _cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_emulator(args: argparse.Namespace) -> int:
-    from avatarkit.emulator import EmulatorOptions, serve
+class _ProgressBar:
+    """A one-line progress bar on stderr (bytes, rate, ETA); silent when not a terminal."""
+
+    def __init__(self, label: str, *, enabled: bool) -> None:
+        self.label = label
+        self.enabled = enabled and sys.stderr.isatty()
+        self.started = time.monotonic()
+        self.first: int | None = None
+
+    def __call__(self, progress: UploadProgress) -> None:
+        if not self.enabled:
+            return
+        if self.first is None:
+            self.first = progress.acked_bytes  # a resumed upload starts part-way
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        rate = (progress.acked_bytes - self.first) / elapsed
+        left = progress.total_bytes - progress.acked_bytes
+        eta = f"{int(left / rate) // 60}:{int(left / rate) % 60:02d}" if rate > 0 else "-:--"
+        filled = int(30 * progress.fraction)
+        mib = 1024 * 1024
+        sys.stderr.write(
+            f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {progress.fraction:6.1%} "
+            f"{progress.acked_bytes / mib:.1f}/{progress.total_bytes / mib:.1f} MiB "
+            f"{rate / mib:.1f} MiB/s ETA {eta} part {progress.part}/{progress.parts} "
+        )
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+async def _run_upload(args: argparse.Namespace, upload: Any) -> int:
+    bar = _ProgressBar(Path(args.path).name, enabled=not args.json)
+    try:
+        async for progress in upload:
+            bar(progress)
+    finally:
+        bar.close()
+    result: UploadResult = upload.result
+    data = msgspec.to_builtins(result)
+    resumed = " (resumed)" if result.resumed else ""
+    _print_result(
+        args,
+        data,
+        f"uploaded {args.path}{resumed}: upload_id {result.upload_id}, "
+        f"{result.parts} parts, {result.size} bytes",
+    )
+    return EXIT_OK
+
+
+async def _cmd_upload(args: argparse.Namespace) -> int:
+    async with AvatarSession.from_env() as av:
+        upload = av.digime.upload(
+            args.path,
+            conf_name=args.conf_name,
+            role_show_name=args.role_show_name,
+            input_resource=args.input_resource,
+            type=args.type,
+            part_size=int(args.part_size_mib * 1024 * 1024),
+            check_resolution=not args.no_resolution_check,
+            resume=not args.no_resume,
+        )
+        return await _run_upload(args, upload)
+
+
+async def _cmd_voice_clone_upload(args: argparse.Namespace) -> int:
+    async with AvatarSession.from_env() as av:
+        upload = av.voice_clone.upload(
+            args.path,
+            tts_type=args.tts_type,
+            input_resource=args.input_resource,
+            conf_name=args.conf_name,
+            part_size=int(args.part_size_mib * 1024 * 1024),
+            resume=not args.no_resume,
+        )
+        return await _run_upload(args, upload)
+
+
+def _info_dict(info: TrainingInfo) -> dict[str, Any]:
+    data: dict[str, Any] = msgspec.to_builtins(info)
+    data["state_name"] = info.state.name.lower()
+    return data
+
+
+async def _cmd_train(args: argparse.Namespace) -> int:
+    async with AvatarSession.from_env() as av:
+        await av.digime.train(args.conf_name, args.callback_url)
+        if not args.wait:
+            _print_result(
+                args,
+                {"conf_name": args.conf_name, "started": True},
+                f"training of {args.conf_name} started",
+            )
+            return EXIT_OK
+        info = await av.digime.wait(args.conf_name, timeout=args.timeout)
+    _print_result(
+        args, _info_dict(info), f"training of {args.conf_name} succeeded: {info.role_pic}"
+    )
+    return EXIT_OK
+
+
+async def _cmd_status(args: argparse.Namespace) -> int:
+    async with AvatarSession.from_env() as av:
+        info = await av.digime.info(args.conf_name)
+    _print_result(
+        args, _info_dict(info), f"{args.conf_name}: {info.state.name.lower().replace('_', ' ')}"
+    )
+    return EXIT_OK
+
+
+def _emulator_options(args: argparse.Namespace) -> Any:
+    from avatarkit.emulator import EmulatorOptions
 
     fields: dict[str, Any] = {"pace": args.pace, "media": args.media}
     for name in ("appid", "token", "frame_bytes", "audio_chunk_ms"):
         if getattr(args, name) is not None:
             fields[name] = getattr(args, name)
-    options = EmulatorOptions(**fields)
+    for item in args.set or ():
+        name, eq, value = item.partition("=")
+        if not eq or name not in EmulatorOptions.__struct_fields__:
+            raise ValidationError("--set", item, "must be NAME=VALUE with NAME an emulator option")
+        fields[name] = value.split(",") if name.endswith("_names") else value
+    try:
+        return msgspec.convert(fields, EmulatorOptions, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ValidationError("--set", " ".join(args.set or ()), str(exc)) from None
+
+
+def _cmd_emulator(args: argparse.Namespace) -> int:
+    from avatarkit.emulator import serve
+
+    options = _emulator_options(args)
     host = f"[{args.host}]" if ":" in args.host else args.host
 
     def announce(port: int) -> None:
@@ -212,6 +344,39 @@ def _parser() -> argparse.ArgumentParser:
     )
     say.add_argument("--json", action="store_true", help="print the result as JSON")
 
+    upload = sub.add_parser("upload", help="upload a digime video (resumable)")
+    upload.add_argument("path")
+    upload.add_argument("--conf-name", required=True)
+    upload.add_argument("--role-show-name", required=True)
+    upload.add_argument("--input-resource", required=True, help="data source, e.g. company")
+    upload.add_argument("--type", default="training", choices=["training", "template", "review"])
+    upload.add_argument("--part-size-mib", type=float, default=10.0)
+    upload.add_argument("--no-resolution-check", action="store_true")
+    upload.add_argument("--no-resume", action="store_true", help="ignore an interrupted upload")
+    upload.add_argument("--json", action="store_true")
+
+    voice = sub.add_parser("voice-clone", help="voice-clone material")
+    voice_sub = voice.add_subparsers(dest="voice_command", required=True)
+    vupload = voice_sub.add_parser("upload", help="upload a zip/tar, or a folder of audio files")
+    vupload.add_argument("path")
+    vupload.add_argument("--tts-type", required=True, choices=["tts_model_v1", "tts_model_v2"])
+    vupload.add_argument("--input-resource", required=True)
+    vupload.add_argument("--conf-name")
+    vupload.add_argument("--part-size-mib", type=float, default=10.0)
+    vupload.add_argument("--no-resume", action="store_true")
+    vupload.add_argument("--json", action="store_true")
+
+    train = sub.add_parser("train", help="start training a digime")
+    train.add_argument("conf_name")
+    train.add_argument("--callback-url", required=True)
+    train.add_argument("--wait", action="store_true", help="wait until training ends")
+    train.add_argument("--timeout", type=float, help="seconds to wait at most")
+    train.add_argument("--json", action="store_true")
+
+    status = sub.add_parser("status", help="a digime's training state")
+    status.add_argument("conf_name")
+    status.add_argument("--json", action="store_true")
+
     emu = sub.add_parser("emulator", help="run the local emulator in the foreground")
     emu.add_argument("--host", default="127.0.0.1")
     emu.add_argument("--port", type=int, default=8765)
@@ -223,6 +388,12 @@ def _parser() -> argparse.ArgumentParser:
     emu.add_argument("--audio-chunk-ms", type=int, help="PCM per audio frame (default 40)")
     emu.add_argument("--appid")
     emu.add_argument("--token")
+    emu.add_argument(
+        "--set",
+        action="append",
+        metavar="NAME=VALUE",
+        help="any emulator option, e.g. --set latency_ms=20 --set failure_rate=0.2",
+    )
     emu.add_argument("--log-level", default="info")
     return parser
 
@@ -232,11 +403,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "emulator":
             return _cmd_emulator(args)
-        command = {"say": _cmd_say, "demo": _cmd_demo}[args.command]
-        return anyio.run(command, args)
+        commands = {
+            "say": _cmd_say,
+            "demo": _cmd_demo,
+            "upload": _cmd_upload,
+            "voice-clone": _cmd_voice_clone_upload,
+            "train": _cmd_train,
+            "status": _cmd_status,
+        }
+        return anyio.run(commands[args.command], args)
     except ValidationError as exc:
         print(f"avatarkit: invalid input: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except TrainingFailed as exc:
+        print(f"avatarkit: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except AvatarError as exc:
         print(f"avatarkit: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -20,6 +20,7 @@ __all__ = [
     "ServiceError",
     "StreamClosed",
     "TimeoutError",
+    "TrainingFailed",
     "ValidationError",
 ]
 
@@ -105,3 +106,15 @@ class StreamClosed(AvatarError):
 
 class TimeoutError(AvatarError, builtins.TimeoutError):
     """An operation did not finish in the time allowed."""
+
+
+class TrainingFailed(AvatarError):
+    """Training ended in failure (digime state 3, a MetaStudio ``*_FAILED`` state…).
+
+    ``info`` is the service's last word on the job.
+    """
+
+    def __init__(self, name: str, info: object) -> None:
+        self.name = name
+        self.info = info
+        super().__init__(f"training of {name!r} failed")

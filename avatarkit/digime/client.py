@@ -1,0 +1,351 @@
+"""``session.digime`` and ``session.voice_clone``: uploads, training, status."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import anyio
+import msgspec
+
+from avatarkit._redact import protected_logger
+from avatarkit._retry import retry
+from avatarkit.digime.journal import Journal, default_journal_dir
+from avatarkit.digime.rules import (
+    DEFAULT_PART_SIZE,
+    MIN_PART_SIZE,
+    MaterialType,
+    check_conf_name,
+    check_non_empty,
+    check_suffix,
+    check_tts_type,
+    check_type,
+)
+from avatarkit.digime.source import Source, open_source
+from avatarkit.digime.upload import (
+    Upload,
+    Uploader,
+    UploadProgress,
+    UploadResult,
+    UploadTarget,
+    post_json,
+    transient,
+)
+from avatarkit.digime.wire import (
+    InitTrain,
+    TrainingInfo,
+    TrainingInfoRequest,
+    TrainingState,
+)
+from avatarkit.errors import ProtocolError, TimeoutError, TrainingFailed, ValidationError
+
+if TYPE_CHECKING:
+    from avatarkit._session import AvatarSession
+    from avatarkit.digime.callbacks import CallbackReceiver
+
+__all__ = ["VIDEO_RESOLUTIONS", "DigimeClient", "VoiceCloneClient"]
+
+log = protected_logger("avatarkit.digime")
+
+#: 1080p and 4K, either orientation (SPEC §1.1: training videos are 1080p or 4K).
+VIDEO_RESOLUTIONS: Final = frozenset(
+    {(1920, 1080), (1080, 1920), (3840, 2160), (2160, 3840), (4096, 2160), (2160, 4096)}
+)
+_encoder: Final = msgspec.json.Encoder()
+_info_decoder: Final = msgspec.json.Decoder(TrainingInfo)
+
+ProgressCallback = Callable[[UploadProgress], None]
+
+
+def probe_resolution(path: Path) -> tuple[int, int] | None:
+    """The video's (width, height), or None when PyAV is not installed."""
+    try:
+        import av
+    except ImportError:
+        log.debug("PyAV not installed: skipping the resolution check of %s", path)
+        return None
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise ValidationError("path", str(path), "has no video stream")
+            stream = container.streams.video[0]
+            return int(stream.codec_context.width), int(stream.codec_context.height)
+    except av.error.FFmpegError as exc:
+        raise ValidationError("path", str(path), f"is not a readable video ({exc})") from None
+
+
+def _check_resolution(path: Path) -> None:
+    size = probe_resolution(path)
+    if size is not None and size not in VIDEO_RESOLUTIONS:
+        raise ValidationError(
+            "path",
+            str(path),
+            f"is {size[0]}x{size[1]}: training videos must be 1080p or 4K "
+            "(pass check_resolution=False to skip this check)",
+        )
+
+
+class _Uploads:
+    """What both clients share: turning a validated target into a running Upload."""
+
+    def __init__(self, session: AvatarSession) -> None:
+        self._session = session
+
+    def _upload(
+        self,
+        path: str | os.PathLike[str],
+        target_for: Callable[[Source], UploadTarget],
+        *,
+        part_size: int,
+        min_part: int,
+        resume: bool,
+        on_progress: ProgressCallback | None,
+        check: Callable[[Path], None] | None = None,
+    ) -> Upload:
+        session = self._session
+        source_path = Path(path).expanduser()
+
+        async def run(report: Callable[[UploadProgress], None]) -> UploadResult:
+            # Preflight on the file itself, in a thread, before any byte is sent.
+            source = await anyio.to_thread.run_sync(open_source, source_path)
+            try:
+                target = target_for(source)
+                if check is not None:
+                    await anyio.to_thread.run_sync(check, source_path)
+                journal = None
+                if resume:
+                    key = "\n".join(
+                        map(
+                            str,
+                            (
+                                session.endpoints.digime,
+                                target.appid,
+                                target.conf_name,
+                                int(target.type),
+                                target.file_suffix,
+                                source_path.resolve(),
+                            ),
+                        )
+                    )
+                    journal = Journal(session.journal_dir or default_journal_dir(), key)
+
+                def progress(p: UploadProgress) -> None:
+                    report(p)
+                    if on_progress is not None:
+                        on_progress(p)
+
+                uploader = Uploader(
+                    http=session.http,
+                    base_url=session.endpoints.digime,
+                    token=session.token,
+                    target=target,
+                    source=source,
+                    part_size=part_size,
+                    min_part=min_part,
+                    policy=session.upload_retry,
+                    journal=journal,
+                    on_progress=progress,
+                )
+                async with session.upload_slots:
+                    return await uploader.run()
+            finally:
+                source.close()
+
+        return Upload(run, lambda: session.task_group)
+
+    async def _call(self, path: str, body: msgspec.Struct) -> msgspec.Raw:
+        session = self._session
+        payload = _encoder.encode(body)
+        envelope = await retry(
+            lambda: post_json(
+                session.http,
+                f"{session.endpoints.digime.rstrip('/')}/{path}",
+                session.token,
+                payload,
+                what=path,
+            ),
+            policy=session.retry,
+            retry_on=transient,
+            what=path,
+        )
+        return envelope.data
+
+
+class DigimeClient(_Uploads):
+    """Digital-avatar training material, training and its status (SPEC §1)."""
+
+    def upload(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        conf_name: str,
+        role_show_name: str,
+        input_resource: str,
+        type: str | int = "training",
+        part_size: int = DEFAULT_PART_SIZE,
+        min_part: int = MIN_PART_SIZE,
+        check_resolution: bool = True,
+        resume: bool = True,
+        on_progress: ProgressCallback | None = None,
+    ) -> Upload:
+        """Upload a video (mp4/mov) in parts; ``await`` it or iterate its progress.
+
+        ``type``: ``"training"`` (1), ``"template"`` (2) or ``"review"`` (3).
+        Training videos must be 1080p or 4K (checked with PyAV when installed).
+        An interrupted upload of the same file to the same target resumes.
+        """
+        material = check_type(type)
+        if material is MaterialType.AUDIO:
+            raise ValidationError("type", type, "audio archives go through session.voice_clone")
+        check_conf_name(conf_name)
+        check_non_empty("role_show_name", role_show_name)
+        check_non_empty("input_resource", input_resource)
+        suffix = check_suffix(material, Path(path).suffix.lstrip("."), field="path suffix")
+        appid = self._session.appid
+
+        def target(source: Source) -> UploadTarget:
+            if source.suffix != suffix:
+                raise ValidationError("path", str(path), "must be a video file, not a folder")
+            return UploadTarget(
+                appid=appid,
+                type=material,
+                file_suffix=suffix,
+                input_resource=input_resource,
+                conf_name=conf_name,
+                role_show_name=role_show_name,
+            )
+
+        check = (
+            _check_resolution if check_resolution and material is MaterialType.TRAINING else None
+        )
+        return self._upload(
+            path,
+            target,
+            part_size=part_size,
+            min_part=min_part,
+            resume=resume,
+            on_progress=on_progress,
+            check=check,
+        )
+
+    async def train(self, conf_name: str, callback_url: str) -> None:
+        """Start training ``conf_name`` on its uploaded training video."""
+        check_conf_name(conf_name)
+        if not isinstance(callback_url, str) or not callback_url.startswith(
+            ("http://", "https://")
+        ):
+            raise ValidationError(
+                "callback_url", callback_url, "must be an http:// or https:// URL"
+            )
+        await self._call(
+            "init_train_digime",
+            InitTrain(appid=self._session.appid, conf_name=conf_name, callback_url=callback_url),
+        )
+
+    async def info(self, conf_name: str) -> TrainingInfo:
+        """The training state of ``conf_name`` (1 in progress, 2 success, 3 failure)."""
+        check_conf_name(conf_name)
+        data = await self._call(
+            "digime_training_info",
+            TrainingInfoRequest(appid=self._session.appid, conf_name=conf_name),
+        )
+        try:
+            return _info_decoder.decode(data)
+        except msgspec.DecodeError as exc:
+            raise ProtocolError(
+                f"digime_training_info: unexpected data ({exc})", bytes(data)
+            ) from None
+
+    async def wait(
+        self,
+        conf_name: str,
+        *,
+        timeout: float | None = None,
+        poll_interval: float = 2.0,
+        max_poll_interval: float = 60.0,
+        receiver: CallbackReceiver | None = None,
+    ) -> TrainingInfo:
+        """Wait for training to end: returns on success, raises TrainingFailed on failure.
+
+        Polls ``info()`` with a growing interval; with a ``receiver`` (the
+        callback receiver mounted at the ``callback_url``) it wakes as soon as
+        the service's callback arrives.  Raises TimeoutError after ``timeout``.
+        """
+        seen = receiver.latest(conf_name) if receiver is not None else None
+        delay = poll_interval
+        with anyio.move_on_after(timeout) as scope:
+            while True:
+                info = await self.info(conf_name)
+                if info.state is TrainingState.SUCCESS:
+                    return info
+                if info.state is TrainingState.FAILED:
+                    raise TrainingFailed(conf_name, info)
+                seen = await self._pause(conf_name, delay, receiver, seen)
+                delay = min(delay * 1.5, max_poll_interval)
+        assert scope.cancelled_caught
+        raise TimeoutError(f"training of {conf_name!r} still in progress after {timeout}s")
+
+    @staticmethod
+    async def _pause(
+        conf_name: str, delay: float, receiver: CallbackReceiver | None, seen: Any
+    ) -> Any:
+        """Sleep ``delay``, or less when a new callback for ``conf_name`` arrives."""
+        if receiver is None:
+            await anyio.sleep(delay)
+            return seen
+        with anyio.move_on_after(delay):
+            callback = await receiver.wait_for(conf_name)
+            if callback is seen:  # an old one: nothing new to wake for
+                await anyio.sleep(delay)
+            return callback
+        return seen
+
+
+class VoiceCloneClient(_Uploads):
+    """Voice-clone audio material (SPEC §1.1, type 11)."""
+
+    def upload(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        tts_type: str,
+        input_resource: str,
+        conf_name: str | None = None,
+        part_size: int = DEFAULT_PART_SIZE,
+        min_part: int = MIN_PART_SIZE,
+        resume: bool = True,
+        on_progress: ProgressCallback | None = None,
+    ) -> Upload:
+        """Upload a zip/tar archive as is, or a folder of audio files archived on the fly (tar).
+
+        ``tts_type``: ``tts_model_v1`` (30-minute clone) or ``tts_model_v2`` (10-minute).
+        """
+        check_tts_type(tts_type)
+        check_non_empty("input_resource", input_resource)
+        if conf_name is not None:
+            check_conf_name(conf_name)
+        if not Path(path).is_dir():
+            check_suffix(MaterialType.AUDIO, Path(path).suffix.lstrip("."), field="path suffix")
+        appid = self._session.appid
+
+        def target(source: Source) -> UploadTarget:
+            suffix = check_suffix(MaterialType.AUDIO, source.suffix, field="path suffix")
+            return UploadTarget(
+                appid=appid,
+                type=MaterialType.AUDIO,
+                file_suffix=suffix,
+                input_resource=input_resource,
+                conf_name=conf_name,
+                tts_type=tts_type,
+            )
+
+        return self._upload(
+            path,
+            target,
+            part_size=part_size,
+            min_part=min_part,
+            resume=resume,
+            on_progress=on_progress,
+        )

@@ -1,0 +1,459 @@
+"""The upload engine shared by digime videos and voice-clone archives (SPEC §1.1).
+
+Parts go out in order, one request in flight.  Each part's body is streamed:
+a JSON prefix, the standard base64 of the part read from the source in
+3-byte-aligned chunks, a JSON suffix, with an exact ``Content-Length``.  A
+read-ahead keeps the next chunk (or the next part's first chunk) read and
+encoded while the current one is on the wire, so the link never waits for
+the disk, and an upload holds at most ``read_ahead + 1`` chunks in memory,
+whatever the part size.  Retried parts are rebuilt from the source.
+"""
+
+from __future__ import annotations
+
+import binascii
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from dataclasses import dataclass
+from typing import Any, Final
+
+import anyio
+import httpx
+import msgspec
+from anyio.abc import TaskGroup
+
+from avatarkit._redact import protected_logger
+from avatarkit._retry import RetryPolicy, retry
+from avatarkit.digime.journal import Journal, JournalEntry
+from avatarkit.digime.plan import Part, plan_parts
+from avatarkit.digime.rules import MaterialType
+from avatarkit.digime.source import Source
+from avatarkit.digime.wire import (
+    CompleteUpload,
+    Envelope,
+    InitUpload,
+    check_envelope,
+    upload_id_from,
+)
+from avatarkit.errors import AvatarError, ConnectionLost, ServiceError
+
+__all__ = ["CHUNK_BYTES", "Upload", "UploadProgress", "UploadResult", "UploadTarget", "post_json"]
+
+log = protected_logger("avatarkit.digime.upload")
+
+#: Raw bytes per read: a multiple of 3 so that base64 chunks concatenate.
+CHUNK_BYTES: Final = 3 * 512 * 1024
+
+_encoder: Final = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True, slots=True)
+class UploadTarget:
+    """Where an upload goes: the fields that identify it to the service."""
+
+    appid: str
+    type: MaterialType
+    file_suffix: str
+    input_resource: str
+    conf_name: str | None = None
+    role_show_name: str | None = None
+    tts_type: str | None = None
+
+
+class UploadProgress(msgspec.Struct, frozen=True):
+    """Bytes the service acknowledged so far; never goes backwards."""
+
+    acked_bytes: int
+    total_bytes: int
+    part: int  # parts acknowledged
+    parts: int
+
+    @property
+    def fraction(self) -> float:
+        return self.acked_bytes / self.total_bytes if self.total_bytes else 1.0
+
+
+class UploadResult(msgspec.Struct, frozen=True, kw_only=True):
+    upload_id: str
+    size: int
+    parts: int
+    parts_sent: int  # in this run (a resumed upload sends fewer)
+    resumed: bool
+    conf_name: str | None
+    type: int
+    file_suffix: str
+
+
+async def post_json(
+    http: httpx.AsyncClient,
+    url: str,
+    token: str,
+    body: bytes | AsyncIterator[bytes],
+    *,
+    what: str,
+    content_length: int | None = None,
+) -> Envelope:
+    """POST a digime request and return its success envelope (or raise ServiceError)."""
+    headers = {"Content-Type": "application/json", "Authorization": token}
+    if content_length is not None:
+        headers["Content-Length"] = str(content_length)
+    response = await http.post(url, content=body, headers=headers)
+    return check_envelope(response.content, status=response.status_code, what=what)
+
+
+def transient(exc: Exception) -> bool:
+    """Worth retrying: transport failures and 5xx/429, never an input error."""
+    if isinstance(exc, httpx.TransportError):
+        return True
+    return isinstance(exc, ServiceError) and exc.retryable
+
+
+class _ReadAhead:
+    """Reads and base64-encodes the next chunk in a worker thread while one is sent."""
+
+    def __init__(self, tg: TaskGroup, source: Source) -> None:
+        self._tg = tg
+        self._source = source
+        self._key: tuple[int, int] | None = None
+        self._done = anyio.Event()
+        self._value: bytes | None = None
+        self._error: Exception | None = None
+
+    def _encode(self, offset: int, length: int) -> bytes:
+        return binascii.b2a_base64(self._source.read(offset, length), newline=False)
+
+    def prefetch(self, key: tuple[int, int]) -> None:
+        if self._key is not None:
+            return  # one read-ahead at a time bounds memory
+        self._key, self._done, self._value, self._error = key, anyio.Event(), None, None
+        self._tg.start_soon(self._run, key, self._done)
+
+    async def _run(self, key: tuple[int, int], done: anyio.Event) -> None:
+        try:
+            value = await anyio.to_thread.run_sync(self._encode, *key)
+            if self._key == key:
+                self._value = value
+        except Exception as exc:  # delivered to get(); a task error would end the upload's group
+            if self._key == key:
+                self._error = exc
+        finally:
+            done.set()
+
+    async def get(self, key: tuple[int, int]) -> bytes:
+        pending = self._key
+        if pending is not None:
+            await self._done.wait()
+            value, error = self._value, self._error
+            self._key = self._value = self._error = None
+            if pending == key:
+                if error is not None:
+                    raise error
+                assert value is not None
+                return value
+        return await anyio.to_thread.run_sync(self._encode, *key)
+
+
+def _chunks(part: Part) -> list[tuple[int, int]]:
+    end = part.offset + part.length
+    return [(o, min(CHUNK_BYTES, end - o)) for o in range(part.offset, end, CHUNK_BYTES)]
+
+
+class Uploader:
+    """One upload's run: init (or resume), parts in order, complete."""
+
+    def __init__(
+        self,
+        *,
+        http: httpx.AsyncClient,
+        base_url: str,
+        token: str,
+        target: UploadTarget,
+        source: Source,
+        part_size: int,
+        min_part: int,
+        policy: RetryPolicy,
+        journal: Journal | None,
+        on_progress: Callable[[UploadProgress], None] | None,
+    ) -> None:
+        self.http = http
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.target = target
+        self.source = source
+        self.parts = plan_parts(source.size, part_size, min_part)
+        self.part_size = part_size
+        self.min_part = min_part
+        self.policy = policy
+        self.journal = journal
+        self.on_progress = on_progress
+
+    async def _post(
+        self,
+        path: str,
+        body: bytes | AsyncIterator[bytes],
+        what: str,
+        content_length: int | None = None,
+    ) -> Envelope:
+        return await post_json(
+            self.http,
+            f"{self.base_url}/{path}",
+            self.token,
+            body,
+            what=what,
+            content_length=content_length,
+        )
+
+    async def _retried(self, what: str, call: Callable[[], Awaitable[Envelope]]) -> Envelope:
+        try:
+            return await retry(call, policy=self.policy, retry_on=transient, what=what)
+        except httpx.TransportError as exc:
+            raise ConnectionLost(
+                f"{what} failed after retries: {type(exc).__name__}: {exc}"
+            ) from None
+
+    async def _init(self) -> str:
+        t = self.target
+        body = _encoder.encode(
+            InitUpload(
+                appid=t.appid,
+                type=int(t.type),
+                input_resource=t.input_resource,
+                file_suffix=t.file_suffix,
+                conf_name=t.conf_name,
+                role_show_name=t.role_show_name,
+                tts_type=t.tts_type,
+            )
+        )
+        envelope = await self._retried(
+            "init_part_upload", lambda: self._post("init_part_upload", body, "init_part_upload")
+        )
+        return upload_id_from(envelope.data)
+
+    def _part_prefix(self, upload_id: str, part: Part) -> bytes:
+        t = self.target
+        meta: dict[str, Any] = {
+            "appid": t.appid,
+            "type": int(t.type),
+            "upload_id": upload_id,
+            "file_suffix": t.file_suffix,
+            "part_num": part.number,
+        }
+        if t.conf_name is not None:
+            meta["conf_name"] = t.conf_name
+        return _encoder.encode(meta)[:-1] + b',"content":"'
+
+    async def _send_part(self, upload_id: str, part: Part, ahead: _ReadAhead) -> None:
+        prefix = self._part_prefix(upload_id, part)
+        length = len(prefix) + 4 * math.ceil(part.length / 3) + 2
+        chunks = _chunks(part)
+        following = self.parts[part.number] if part.number < len(self.parts) else None
+
+        async def body() -> AsyncIterator[bytes]:
+            yield prefix
+            for i, key in enumerate(chunks):
+                data = await ahead.get(key)
+                if i + 1 < len(chunks):
+                    ahead.prefetch(chunks[i + 1])
+                elif following is not None:  # the next part's first chunk, during our response
+                    ahead.prefetch(_chunks(following)[0])
+                yield data
+            yield b'"}'
+
+        what = f"video_part_upload part {part.number}/{len(self.parts)}"
+        await self._retried(what, lambda: self._post("video_part_upload", body(), what, length))
+
+    async def _complete(self, upload_id: str) -> None:
+        t = self.target
+        body = _encoder.encode(
+            CompleteUpload(
+                appid=t.appid,
+                type=int(t.type),
+                upload_id=upload_id,
+                file_suffix=t.file_suffix,
+                conf_name=t.conf_name,
+            )
+        )
+        await self._retried(
+            "video_complete_upload",
+            lambda: self._post("video_complete_upload", body, "video_complete_upload"),
+        )
+
+    def _entry(self, upload_id: str, done: int, fingerprint: str) -> JournalEntry:
+        return JournalEntry(
+            upload_id=upload_id,
+            fingerprint=fingerprint,
+            size=self.source.size,
+            part_size=self.part_size,
+            min_part=self.min_part,
+            parts_done=done,
+        )
+
+    def _resume_point(self, fingerprint: str) -> JournalEntry | None:
+        if self.journal is None:
+            return None
+        entry = self.journal.load()
+        if entry is None:
+            return None
+        same = (entry.fingerprint, entry.size, entry.part_size, entry.min_part) == (
+            fingerprint,
+            self.source.size,
+            self.part_size,
+            self.min_part,
+        )
+        if not same or not 0 <= entry.parts_done <= len(self.parts):
+            log.info(
+                "%s changed since its interrupted upload %s: starting a new upload",
+                self.source.path,
+                entry.upload_id,
+            )
+            self.journal.remove()
+            return None
+        return entry
+
+    async def run(self) -> UploadResult:
+        fingerprint = await anyio.to_thread.run_sync(self.source.fingerprint)
+        entry = self._resume_point(fingerprint)
+        async with anyio.create_task_group() as tg:
+            ahead = _ReadAhead(tg, self.source)
+            try:
+                result = await self._run(ahead, entry, fingerprint)
+            finally:
+                tg.cancel_scope.cancel()  # an unclaimed read-ahead
+        return result
+
+    async def _run(
+        self, ahead: _ReadAhead, entry: JournalEntry | None, fingerprint: str
+    ) -> UploadResult:
+        total = self.source.size
+        if entry is not None:
+            upload_id, done = entry.upload_id, entry.parts_done
+            log.info(
+                "resuming upload %s of %s at part %d/%d",
+                upload_id,
+                self.source.path,
+                done + 1,
+                len(self.parts),
+            )
+            try:
+                return await self._parts(ahead, upload_id, done, fingerprint, resumed=True)
+            except ServiceError as exc:
+                if exc.retryable:
+                    raise
+                log.warning(
+                    "the service refused to resume upload %s (%s): starting a new upload",
+                    upload_id,
+                    exc.service_message,
+                )
+                if self.journal is not None:
+                    self.journal.remove()
+        upload_id = await self._init()
+        if self.journal is not None:
+            await anyio.to_thread.run_sync(
+                self.journal.save, self._entry(upload_id, 0, fingerprint)
+            )
+        self._report(0, total)
+        return await self._parts(ahead, upload_id, 0, fingerprint, resumed=False)
+
+    async def _parts(
+        self, ahead: _ReadAhead, upload_id: str, done: int, fingerprint: str, *, resumed: bool
+    ) -> UploadResult:
+        acked = sum(p.length for p in self.parts[:done])
+        sent = 0
+        for part in self.parts[done:]:
+            await self._send_part(upload_id, part, ahead)
+            sent += 1
+            acked += part.length
+            if self.journal is not None:
+                entry = self._entry(upload_id, part.number, fingerprint)
+                await anyio.to_thread.run_sync(self.journal.save, entry)
+            self._report(part.number, acked)
+        await self._complete(upload_id)
+        if self.journal is not None:
+            self.journal.remove()
+        t = self.target
+        return UploadResult(
+            upload_id=upload_id,
+            size=self.source.size,
+            parts=len(self.parts),
+            parts_sent=sent,
+            resumed=resumed,
+            conf_name=t.conf_name,
+            type=int(t.type),
+            file_suffix=t.file_suffix,
+        )
+
+    def _report(self, part: int, acked: int) -> None:
+        if self.on_progress is not None:
+            self.on_progress(UploadProgress(acked, self.source.size, part, len(self.parts)))
+
+
+class Upload:
+    """A started-on-demand upload: ``await`` it for the result, or iterate its progress.
+
+    ::
+
+        result = await av.digime.upload("talk.mp4", ...)
+        # or
+        upload = av.digime.upload("talk.mp4", ...)
+        async for progress in upload:
+            print(f"{progress.fraction:.0%}")
+        result = upload.result
+    """
+
+    def __init__(
+        self,
+        run: Callable[[Callable[[UploadProgress], None]], Awaitable[UploadResult]],
+        task_group: Callable[[], TaskGroup],
+    ) -> None:
+        self._run = run
+        self._task_group = task_group
+        self._started = False
+        self._result: UploadResult | None = None
+        self._error: BaseException | None = None
+        self._latest: UploadProgress | None = None
+        self._changed = anyio.Event()
+        self._finished = anyio.Event()
+
+    @property
+    def result(self) -> UploadResult:
+        if self._result is None:
+            raise AvatarError("the upload has not finished")
+        return self._result
+
+    def _progress(self, progress: UploadProgress) -> None:
+        self._latest = progress
+        self._changed.set()
+
+    def _start(self) -> None:
+        if self._started:
+            raise AvatarError("an upload can be run once")
+        self._started = True
+
+    def __await__(self) -> Generator[Any, None, UploadResult]:
+        self._start()
+        return self._run(self._progress).__await__()
+
+    async def _background(self) -> None:
+        try:
+            self._result = await self._run(self._progress)
+        except Exception as exc:  # re-raised in the iterating task, never in the session's group
+            self._error = exc
+        finally:
+            self._finished.set()
+            self._changed.set()
+
+    async def __aiter__(self) -> AsyncIterator[UploadProgress]:
+        self._start()
+        self._task_group().start_soon(self._background)
+        seen: UploadProgress | None = None
+        while True:
+            await self._changed.wait()
+            self._changed = anyio.Event()
+            latest = self._latest
+            if latest is not None and latest != seen:
+                seen = latest
+                yield latest
+            if self._finished.is_set():
+                break
+        if self._error is not None:
+            raise self._error
