@@ -44,9 +44,10 @@ def test_plan_boundaries(size: int, lengths: list[int]) -> None:
     assert [p.number for p in parts] == list(range(1, len(lengths) + 1))
 
 
-@given(st.integers(1, 10**9), st.integers(1, 64), st.integers(1, 64))
-def test_plan_properties(size: int, part: int, minimum: int) -> None:
+@given(st.integers(1, 64), st.integers(1, 64), st.data())
+def test_plan_properties(part: int, minimum: int, data: st.DataObject) -> None:
     part_size, min_part = max(part, minimum) * 1000, minimum * 1000
+    size = data.draw(st.integers(1, 300 * part_size))
     parts = plan_parts(size, part_size, min_part)
     assert parts[0] == Part(1, 0, parts[0].length)
     for before, after in itertools.pairwise(parts):

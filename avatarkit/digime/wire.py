@@ -74,8 +74,8 @@ class TrainingInfo(msgspec.Struct, kw_only=True):
 
     conf_name: str
     state: TrainingState
-    role_pic: str = ""
-    pre_pic: str = ""
+    role_pic: str | None = None  # may be null, e.g. when training failed
+    pre_pic: str | None = None
 
     @property
     def done(self) -> bool:
