@@ -313,18 +313,22 @@ class Uploader:
     async def run(self) -> UploadResult:
         fingerprint = await anyio.to_thread.run_sync(self.source.fingerprint)
         entry = self._resume_point(fingerprint)
+        error: Exception | None = None
         async with anyio.create_task_group() as tg:
             ahead = _ReadAhead(tg, self.source)
             try:
                 result = await self._run(ahead, entry, fingerprint)
+            except Exception as exc:  # raised as itself, not inside an ExceptionGroup
+                error = exc
             finally:
                 tg.cancel_scope.cancel()  # an unclaimed read-ahead
+        if error is not None:
+            raise error
         return result
 
     async def _run(
         self, ahead: _ReadAhead, entry: JournalEntry | None, fingerprint: str
     ) -> UploadResult:
-        total = self.source.size
         if entry is not None:
             upload_id, done = entry.upload_id, entry.parts_done
             log.info(
@@ -351,7 +355,7 @@ class Uploader:
             await anyio.to_thread.run_sync(
                 self.journal.save, self._entry(upload_id, 0, fingerprint)
             )
-        self._report(0, total)
+        self._report(0, 0)
         return await self._parts(ahead, upload_id, 0, fingerprint, resumed=False)
 
     async def _parts(

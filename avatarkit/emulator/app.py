@@ -10,7 +10,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
+from avatarkit.emulator import digime
 from avatarkit.emulator.options import EmulatorOptions
+from avatarkit.emulator.shaping import Shaper, check_shaping_options
 from avatarkit.emulator.state import EmulatorState
 from avatarkit.emulator.tta import tta_endpoint
 
@@ -40,13 +42,16 @@ async def _health(request: Request) -> Response:
 def create_app(options: EmulatorOptions | None = None) -> Starlette:
     """The emulator app; its state is at ``app.state.emulator``."""
     state = EmulatorState(options or EmulatorOptions())
+    check_shaping_options(state.options)
+    digime.check_digime_options(state.options)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state.running = True
         state.started.set()
         try:
-            yield
+            async with state.digime.running():  # owns digime's timers and callbacks
+                yield
         finally:
             state.running = False
 
@@ -55,8 +60,17 @@ def create_app(options: EmulatorOptions | None = None) -> Starlette:
             WebSocketRoute(TTA_PATH + "/{dimension:str}", tta_endpoint),
             Route("/tta/videos/{name:str}", _video),
             Route("/healthz", _health),
+            *digime.digime_routes(),
         ],
         lifespan=lifespan,
     )
     app.state.emulator = state
+    # Shaping and fault injection; later services add their prefixes and targets here.
+    app.add_middleware(
+        Shaper,
+        options=state.options,
+        state=state,
+        path_prefixes=(digime.PREFIX,),
+        fault_targets=digime.fault_targets(),
+    )
     return app

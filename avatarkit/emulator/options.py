@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Literal
 
 import msgspec
+
+from avatarkit.digime.rules import MIN_PART_SIZE
 
 __all__ = ["EmulatorOptions"]
 
@@ -23,6 +26,20 @@ class EmulatorOptions(msgspec.Struct, kw_only=True):
     frames (the connection closes with 1011, as on a server crash).
     ``production_factor``: extra time offline production takes, as a
     fraction of the video's duration (the real service needs about 0.7).
+
+    Digime (see :mod:`avatarkit.emulator.digime`): ``digime_init_data_shape``
+    is how ``/init_part_upload`` answers, ``{"upload_id": …}`` (``"object"``,
+    as documented) or the bare id (``"bare"``, as the doc's demo reads it);
+    ``digime_min_part_bytes`` the smallest allowed part but the last (5 MiB
+    on the real service); ``digime_training_seconds`` how long a training
+    takes; ``digime_fail_conf_names`` the avatars whose training fails.
+
+    Shaping of the HTTP services (see :mod:`avatarkit.emulator.shaping`):
+    ``latency_ms`` before each response; ``bandwidth_bps`` caps how fast
+    each connection's request bodies are read; ``failure_rate`` (0..1) of the
+    part uploads fail, as ``failure_mode`` says (``"5xx"``: HTTP 503;
+    ``"drop"``: the connection is cut before the reply; ``"mixed"``: either),
+    drawn from ``random.Random(fault_seed)``.
     """
 
     appid: str = "emulator-appid"
@@ -37,3 +54,12 @@ class EmulatorOptions(msgspec.Struct, kw_only=True):
     media_chunk_bytes: int = 256 * 1024
     open_timeout: float = 30.0
     keep_videos: int = 16
+    digime_init_data_shape: Literal["object", "bare"] = "object"
+    digime_min_part_bytes: int = MIN_PART_SIZE
+    digime_training_seconds: float = 1.0
+    digime_fail_conf_names: Collection[str] = ()
+    latency_ms: float = 0.0
+    bandwidth_bps: float | None = None
+    failure_rate: float = 0.0
+    failure_mode: Literal["5xx", "drop", "mixed"] = "mixed"
+    fault_seed: int | None = None

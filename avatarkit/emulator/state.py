@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import anyio
 
+from avatarkit.emulator.digime import DigimeStore
 from avatarkit.emulator.options import EmulatorOptions
 
 __all__ = ["EmulatorState", "Stats"]
@@ -21,6 +22,10 @@ class Stats:
     tta_sessions_opened: int = 0
     tta_frames_sent: int = 0
     tta_rejected_opens: int = 0
+    digime_parts_received: int = 0  # parts stored (a replaced part counts again)
+    digime_part_bytes: int = 0  # decoded bytes of those parts
+    digime_injected_failures: int = 0  # part uploads failed on purpose (shaping)
+    digime_callbacks_sent: int = 0  # training callbacks the receiver answered with 2xx
 
 
 @dataclass
@@ -31,6 +36,7 @@ class EmulatorState:
     running: bool = False
     started: anyio.Event = field(default_factory=anyio.Event)
     _videos: OrderedDict[str, tuple[str, bytes, str]] = field(default_factory=OrderedDict)
+    digime: DigimeStore = field(default_factory=DigimeStore)
 
     def __post_init__(self) -> None:
         self.busy_left = self.options.busy_opens

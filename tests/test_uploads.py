@@ -1,0 +1,444 @@
+"""Uploads end to end against the emulator over loopback, with sizes scaled down.
+
+The service's 10 MiB parts and 5 MiB merge rule become 10 KiB and 5 KiB here
+(the emulator's ``digime_min_part_bytes``), so every planner boundary is cheap.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import logging
+import os
+import tarfile
+import zipfile
+from pathlib import Path
+
+import anyio
+import av
+import pytest
+
+from avatarkit import AvatarSession, RetryPolicy, ValidationError
+from avatarkit.digime.plan import plan_parts
+from avatarkit.digime.upload import UploadProgress
+from avatarkit.emulator import Emulator
+from avatarkit.errors import TimeoutError, TrainingFailed
+
+pytestmark = pytest.mark.anyio
+
+KIB = 1024
+PART, MIN_PART = 10 * KIB, 5 * KIB
+FAST = RetryPolicy(attempts=10, base_delay=0.001, max_delay=0.005, total_timeout=30)
+
+
+def session(emu: Emulator, tmp_path: Path, **kwargs: object) -> AvatarSession:
+    kwargs.setdefault("upload_retry", FAST)
+    kwargs.setdefault("retry", FAST)
+    return emu.session(journal_dir=tmp_path / "journal", **kwargs)  # type: ignore[arg-type]
+
+
+def video_upload(av_session: AvatarSession, path: Path, **kwargs: object):  # type: ignore[no-untyped-def]
+    kwargs.setdefault("part_size", PART)
+    kwargs.setdefault("min_part", MIN_PART)
+    kwargs.setdefault("check_resolution", False)
+    return av_session.digime.upload(
+        path, conf_name="Liu-Xuan", role_show_name="刘璇", input_resource="acme", **kwargs
+    )  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def emu() -> Emulator:
+    async with Emulator(digime_min_part_bytes=MIN_PART, digime_training_seconds=0.05) as e:
+        yield e  # type: ignore[misc]
+
+
+def stored(emu: Emulator, upload_id: str) -> bytes:
+    return emu.state.digime.uploads[upload_id].path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "size",
+    [
+        1,
+        5 * KIB - 1,
+        5 * KIB,
+        5 * KIB + 1,
+        10 * KIB - 1,
+        10 * KIB,
+        10 * KIB + 1,
+        15 * KIB - 1,
+        15 * KIB,
+        15 * KIB + 1,
+        47 * KIB + 3,
+    ],
+)
+async def test_reassembly_is_byte_identical_at_every_boundary(
+    emu: Emulator, tmp_path: Path, size: int
+) -> None:
+    data = os.urandom(size)
+    path = tmp_path / "talk.mp4"
+    path.write_bytes(data)
+    async with session(emu, tmp_path) as av_session:
+        result = await video_upload(av_session, path)
+    assert stored(emu, result.upload_id) == data
+    record = emu.state.digime.uploads[result.upload_id]
+    assert record.completed
+    assert record.part_sizes == [p.length for p in plan_parts(size, PART, MIN_PART)]
+    assert (result.parts, result.parts_sent, result.resumed) == (len(record.part_sizes),) * 2 + (
+        False,
+    )
+    assert not list((tmp_path / "journal").glob("*.json"))  # removed on completion
+
+
+async def test_both_init_envelopes(tmp_path: Path) -> None:
+    data = os.urandom(12 * KIB)
+    (tmp_path / "a.mov").write_bytes(data)
+    async with Emulator(digime_min_part_bytes=MIN_PART, digime_init_data_shape="bare") as emu:
+        async with session(emu, tmp_path) as av_session:
+            result = await video_upload(av_session, tmp_path / "a.mov", type="template")
+        assert stored(emu, result.upload_id) == data
+        assert emu.state.digime.uploads[result.upload_id].type == 2
+
+
+async def test_injected_failures_are_recovered(tmp_path: Path) -> None:
+    data = os.urandom(400 * KIB + 17)
+    path = tmp_path / "talk.mp4"
+    path.write_bytes(data)
+    async with Emulator(
+        digime_min_part_bytes=MIN_PART, failure_rate=0.2, failure_mode="mixed", fault_seed=7
+    ) as emu:
+        async with session(emu, tmp_path) as av_session:
+            seen: list[int] = []
+            result = await video_upload(
+                av_session, path, on_progress=lambda p: seen.append(p.acked_bytes)
+            )
+        assert emu.stats.digime_injected_failures > 0
+        assert stored(emu, result.upload_id) == data
+    assert seen == sorted(seen) and seen[-1] == len(data)  # never backwards on a retry
+
+
+async def test_input_errors_are_not_retried(emu: Emulator, tmp_path: Path) -> None:
+    from avatarkit import ServiceError
+
+    (tmp_path / "a.mp4").write_bytes(b"x" * 100)
+    async with AvatarSession(
+        "wrong-appid", emu.token, endpoints=emu.endpoints, upload_retry=FAST, journal_dir=tmp_path
+    ) as av_session:
+        with pytest.raises(ServiceError) as info:
+            await video_upload(av_session, tmp_path / "a.mp4")
+    assert info.value.status == 400 and not info.value.retryable
+    assert "appid" in str(info.value)
+    assert emu.stats.digime_parts_received == 0
+
+
+async def test_killed_upload_resumes_and_resends_at_most_one_part(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    data = os.urandom(30 * PART)
+    path = tmp_path / "talk.mp4"
+    path.write_bytes(data)
+    parts = len(plan_parts(len(data), PART, MIN_PART))
+    async with session(emu, tmp_path) as av_session:
+        with anyio.CancelScope() as scope:
+
+            def kill_after_12(progress: UploadProgress) -> None:
+                if progress.part == 12:
+                    scope.cancel()
+
+            await video_upload(av_session, path, on_progress=kill_after_12)
+    assert scope.cancelled_caught
+    first_run = emu.stats.digime_parts_received
+    assert 12 <= first_run <= 13
+    assert list((tmp_path / "journal").glob("*.json"))  # the journal survived the kill
+    async with session(emu, tmp_path) as av_session:  # a new session, as after a restart
+        result = await video_upload(av_session, path)
+    assert result.resumed and result.parts == parts
+    assert result.parts_sent == parts - 12
+    assert emu.stats.digime_parts_received - first_run == parts - 12
+    assert emu.stats.digime_parts_received <= parts + 1  # at most one part sent twice
+    assert stored(emu, result.upload_id) == data
+
+
+async def test_changed_file_starts_a_new_upload(emu: Emulator, tmp_path: Path, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="avatarkit")
+    path = tmp_path / "talk.mp4"
+    path.write_bytes(os.urandom(10 * PART))
+    async with session(emu, tmp_path) as av_session:
+        with anyio.CancelScope() as scope:
+            await video_upload(
+                av_session, path, on_progress=lambda p: scope.cancel() if p.part == 3 else None
+            )
+    new_data = os.urandom(10 * PART)
+    path.write_bytes(new_data)
+    async with session(emu, tmp_path) as av_session:
+        result = await video_upload(av_session, path)
+    assert not result.resumed and result.parts_sent == result.parts
+    assert stored(emu, result.upload_id) == new_data
+    assert "changed since its interrupted upload" in caplog.text
+
+
+async def test_a_journal_the_service_rejects_starts_over(
+    emu: Emulator, tmp_path: Path, caplog
+) -> None:
+    caplog.set_level(logging.INFO, logger="avatarkit")
+    data = os.urandom(10 * PART)
+    path = tmp_path / "talk.mp4"
+    path.write_bytes(data)
+    async with session(emu, tmp_path) as av_session:
+        with anyio.CancelScope() as scope:
+            await video_upload(
+                av_session, path, on_progress=lambda p: scope.cancel() if p.part == 3 else None
+            )
+    emu.state.digime.uploads.clear()  # the service forgot the upload (expired, restarted…)
+    async with session(emu, tmp_path) as av_session:
+        result = await video_upload(av_session, path)
+    assert not result.resumed
+    assert stored(emu, result.upload_id) == data
+    assert "refused to resume" in caplog.text
+
+
+async def test_concurrent_uploads_on_one_session(emu: Emulator, tmp_path: Path) -> None:
+    files = {}
+    for i in range(6):
+        files[i] = os.urandom(20 * KIB + i * 1000)
+        (tmp_path / f"v{i}.mp4").write_bytes(files[i])
+    results = {}
+    async with session(emu, tmp_path, max_uploads=2) as av_session:
+
+        async def one(i: int) -> None:
+            results[i] = await av_session.digime.upload(
+                tmp_path / f"v{i}.mp4",
+                conf_name=f"avatar-{i}",
+                role_show_name=f"角色{i}",
+                input_resource="acme",
+                part_size=PART,
+                min_part=MIN_PART,
+                check_resolution=False,
+            )
+
+        async with anyio.create_task_group() as tg:
+            for i in files:
+                tg.start_soon(one, i)
+    for i, data in files.items():
+        assert stored(emu, results[i].upload_id) == data
+
+
+async def test_progress_iterator(emu: Emulator, tmp_path: Path) -> None:
+    data = os.urandom(50 * KIB)
+    (tmp_path / "v.mp4").write_bytes(data)
+    async with session(emu, tmp_path) as av_session:
+        upload = video_upload(av_session, tmp_path / "v.mp4")
+        seen = [p async for p in upload]
+    assert seen[-1].acked_bytes == len(data) and seen[-1].fraction == 1.0
+    assert seen[-1].part == seen[-1].parts == len(plan_parts(len(data), PART, MIN_PART))
+    assert all(a.acked_bytes < b.acked_bytes for a, b in itertools.pairwise(seen))
+    assert stored(emu, upload.result.upload_id) == data
+
+
+def _clip(path: Path, width: int, height: int) -> None:
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "ultrafast"}
+        frame = av.VideoFrame(width, height, "yuv420p")
+        for plane in frame.planes:
+            plane.update(bytes(plane.buffer_size))
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+async def test_training_video_resolution_is_checked(emu: Emulator, tmp_path: Path) -> None:
+    _clip(tmp_path / "hd.mp4", 1920, 1080)
+    _clip(tmp_path / "small.mp4", 1280, 720)
+    async with session(emu, tmp_path) as av_session:
+        result = await video_upload(av_session, tmp_path / "hd.mp4", check_resolution=True)
+        assert stored(emu, result.upload_id) == (tmp_path / "hd.mp4").read_bytes()
+        with pytest.raises(ValidationError) as info:
+            await video_upload(av_session, tmp_path / "small.mp4", check_resolution=True)
+        assert "1280x720" in str(info.value) and "1080p or 4K" in str(info.value)
+        (tmp_path / "junk.mp4").write_bytes(b"not a video at all")
+        with pytest.raises(ValidationError, match="not a readable video"):
+            await video_upload(av_session, tmp_path / "junk.mp4", check_resolution=True)
+        # template videos and an explicit opt-out skip the check
+        await video_upload(
+            av_session, tmp_path / "small.mp4", type="template", check_resolution=True
+        )
+        await video_upload(av_session, tmp_path / "small.mp4", check_resolution=False)
+    assert emu.stats.digime_parts_received == 3
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"conf_name": "Liu Xuan"}, "conf_name"),
+        ({"conf_name": "刘璇"}, "conf_name"),
+        ({"role_show_name": ""}, "role_show_name"),
+        ({"input_resource": " "}, "input_resource"),
+        ({"type": "audio"}, "type"),
+        ({"type": 7}, "type"),
+        ({"path": "talk.avi"}, "path suffix"),
+        ({"path": "talk.zip"}, "path suffix"),
+    ],
+)
+async def test_preflight_errors(
+    emu: Emulator, tmp_path: Path, kwargs: dict[str, object], field: str
+) -> None:
+    args: dict[str, object] = {
+        "conf_name": "Liu-Xuan",
+        "role_show_name": "刘璇",
+        "input_resource": "acme",
+        "check_resolution": False,
+    }
+    path = tmp_path / str(kwargs.pop("path", "talk.mp4"))
+    path.write_bytes(b"x" * 10)
+    args.update(kwargs)
+    async with session(emu, tmp_path) as av_session:
+        with pytest.raises(ValidationError) as info:
+            av_session.digime.upload(path, **args)  # type: ignore[arg-type]
+    assert info.value.field == field
+    assert emu.stats.digime_parts_received == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [("missing.mp4", None, "does not exist"), ("empty.mp4", b"", "empty")],
+)
+async def test_preflight_file_errors(
+    emu: Emulator, tmp_path: Path, name: str, content: bytes | None, message: str
+) -> None:
+    if content is not None:
+        (tmp_path / name).write_bytes(content)
+    async with session(emu, tmp_path) as av_session:
+        with pytest.raises(ValidationError, match=message):
+            await video_upload(av_session, tmp_path / name)
+    assert emu.stats.digime_parts_received == 0
+
+
+async def test_voice_clone_archive_and_folder(emu: Emulator, tmp_path: Path) -> None:
+    archive = tmp_path / "voice.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("a.wav", os.urandom(30 * KIB))
+    folder = tmp_path / "samples"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"{i}.wav").write_bytes(os.urandom(9 * KIB + i))
+    async with session(emu, tmp_path) as av_session:
+        zipped = await av_session.voice_clone.upload(
+            archive,
+            tts_type="tts_model_v2",
+            input_resource="acme",
+            part_size=PART,
+            min_part=MIN_PART,
+        )
+        tarred = await av_session.voice_clone.upload(
+            folder,
+            tts_type="tts_model_v1",
+            input_resource="acme",
+            conf_name="Liu-Xuan",
+            part_size=PART,
+            min_part=MIN_PART,
+        )
+        with pytest.raises(ValidationError) as info:
+            av_session.voice_clone.upload(archive, tts_type="tts_model_v9", input_resource="a")
+        assert info.value.field == "tts_type"
+    assert stored(emu, zipped.upload_id) == archive.read_bytes()
+    record = emu.state.digime.uploads[tarred.upload_id]
+    assert (record.type, record.file_suffix, record.tts_type) == (11, "tar", "tts_model_v1")
+    with tarfile.open(fileobj=io.BytesIO(record.path.read_bytes())) as tar:
+        assert sorted(tar.getnames()) == ["0.wav", "1.wav", "2.wav"]
+        member = tar.extractfile("2.wav")
+        assert member is not None and member.read() == (folder / "2.wav").read_bytes()
+
+
+async def _trained(emu: Emulator, tmp_path: Path, conf_name: str) -> AvatarSession:
+    (tmp_path / f"{conf_name}.mp4").write_bytes(os.urandom(12 * KIB))
+    av_session = session(emu, tmp_path)
+    await av_session.__aenter__()
+    await av_session.digime.upload(
+        tmp_path / f"{conf_name}.mp4",
+        conf_name=conf_name,
+        role_show_name="x",
+        input_resource="acme",
+        part_size=PART,
+        min_part=MIN_PART,
+        check_resolution=False,
+    )
+    return av_session
+
+
+async def test_train_and_wait_success(emu: Emulator, tmp_path: Path) -> None:
+    av_session = await _trained(emu, tmp_path, "Good-1")
+    try:
+        await av_session.digime.train("Good-1", callback_url="http://127.0.0.1:9/cb")
+        info = await av_session.digime.wait("Good-1", timeout=20, poll_interval=0.01)
+        assert info.state == 2 and info.role_pic.startswith("http")
+    finally:
+        await av_session.__aexit__(None, None, None)
+
+
+async def test_train_and_wait_failure(tmp_path: Path) -> None:
+    async with Emulator(
+        digime_min_part_bytes=MIN_PART,
+        digime_training_seconds=0.05,
+        digime_fail_conf_names=("Bad-1",),
+    ) as emu:
+        av_session = await _trained(emu, tmp_path, "Bad-1")
+        try:
+            await av_session.digime.train("Bad-1", callback_url="http://127.0.0.1:9/cb")
+            with pytest.raises(TrainingFailed) as info:
+                await av_session.digime.wait("Bad-1", timeout=20, poll_interval=0.01)
+            assert info.value.info.state == 3
+        finally:
+            await av_session.__aexit__(None, None, None)
+
+
+async def test_wait_times_out(tmp_path: Path) -> None:
+    async with Emulator(digime_min_part_bytes=MIN_PART, digime_training_seconds=3600) as emu:
+        av_session = await _trained(emu, tmp_path, "Slow-1")
+        try:
+            await av_session.digime.train("Slow-1", callback_url="http://127.0.0.1:9/cb")
+            with pytest.raises(TimeoutError, match="still in progress"):
+                await av_session.digime.wait("Slow-1", timeout=0.2, poll_interval=0.01)
+            assert (await av_session.digime.info("Slow-1")).state == 1
+        finally:
+            await av_session.__aexit__(None, None, None)
+
+
+async def test_train_and_status_errors(emu: Emulator, tmp_path: Path) -> None:
+    from avatarkit import ServiceError
+
+    async with session(emu, tmp_path) as av_session:
+        with pytest.raises(ValidationError) as info:
+            await av_session.digime.train("Liu-Xuan", callback_url="ftp://x")
+        assert info.value.field == "callback_url"
+        with pytest.raises(ValidationError):
+            await av_session.digime.info("bad name")
+        with pytest.raises(ServiceError) as service:
+            await av_session.digime.info("Never-Uploaded")
+        assert service.value.status == 404
+
+
+async def test_no_token_in_logs(emu: Emulator, tmp_path: Path, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    (tmp_path / "v.mp4").write_bytes(os.urandom(30 * KIB))
+    async with session(emu, tmp_path) as av_session:
+        result = await video_upload(av_session, tmp_path / "v.mp4")
+        texts = [repr(av_session), repr(result)]
+    async with AvatarSession(
+        emu.appid,
+        "bad-token-998877",
+        endpoints=emu.endpoints,
+        upload_retry=FAST,
+        journal_dir=tmp_path,
+    ) as av_session:
+        from avatarkit import ServiceError
+
+        with pytest.raises(ServiceError) as info:
+            await video_upload(av_session, tmp_path / "v.mp4")
+        texts += [str(info.value), repr(info.value)]
+    everything = caplog.text + "".join(texts)
+    assert "HTTP Request" in caplog.text or caplog.records  # something was logged
+    for secret in (emu.token, "bad-token-998877"):
+        assert secret not in everything
