@@ -224,6 +224,7 @@ async def _cmd_upload(args: argparse.Namespace) -> int:
             input_resource=args.input_resource,
             type=args.type,
             part_size=int(args.part_size_mib * 1024 * 1024),
+            min_part=int(args.min_part_mib * 1024 * 1024),
             check_resolution=not args.no_resolution_check,
             resume=not args.no_resume,
         )
@@ -238,6 +239,7 @@ async def _cmd_voice_clone_upload(args: argparse.Namespace) -> int:
             input_resource=args.input_resource,
             conf_name=args.conf_name,
             part_size=int(args.part_size_mib * 1024 * 1024),
+            min_part=int(args.min_part_mib * 1024 * 1024),
             resume=not args.no_resume,
         )
         return await _run_upload(args, upload)
@@ -312,6 +314,18 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_upload_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--part-size-mib", type=float, default=10.0)
+    parser.add_argument(
+        "--min-part-mib",
+        type=float,
+        default=5.0,
+        help="the service's merge threshold (change it only for a scaled-down emulator)",
+    )
+    parser.add_argument("--no-resume", action="store_true", help="ignore an interrupted upload")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="avatarkit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -350,10 +364,8 @@ def _parser() -> argparse.ArgumentParser:
     upload.add_argument("--role-show-name", required=True)
     upload.add_argument("--input-resource", required=True, help="data source, e.g. company")
     upload.add_argument("--type", default="training", choices=["training", "template", "review"])
-    upload.add_argument("--part-size-mib", type=float, default=10.0)
     upload.add_argument("--no-resolution-check", action="store_true")
-    upload.add_argument("--no-resume", action="store_true", help="ignore an interrupted upload")
-    upload.add_argument("--json", action="store_true")
+    _add_upload_options(upload)
 
     voice = sub.add_parser("voice-clone", help="voice-clone material")
     voice_sub = voice.add_subparsers(dest="voice_command", required=True)
@@ -362,9 +374,7 @@ def _parser() -> argparse.ArgumentParser:
     vupload.add_argument("--tts-type", required=True, choices=["tts_model_v1", "tts_model_v2"])
     vupload.add_argument("--input-resource", required=True)
     vupload.add_argument("--conf-name")
-    vupload.add_argument("--part-size-mib", type=float, default=10.0)
-    vupload.add_argument("--no-resume", action="store_true")
-    vupload.add_argument("--json", action="store_true")
+    _add_upload_options(vupload)
 
     train = sub.add_parser("train", help="start training a digime")
     train.add_argument("conf_name")

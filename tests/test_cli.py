@@ -96,3 +96,93 @@ def test_say_with_a_bad_config_names_the_field(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "video.video_width=100" in result.stderr
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_upload_train_and_status_commands(tmp_path: Path) -> None:
+    from tests.conftest import emulator_process
+
+    video = tmp_path / "talk.mp4"
+    video.write_bytes(os.urandom(50_000))
+    folder = tmp_path / "voice"
+    folder.mkdir()
+    (folder / "a.wav").write_bytes(os.urandom(20_000))
+    with emulator_process(
+        "--set", "digime_min_part_bytes=5120", "--set", "digime_training_seconds=0.05"
+    ) as proc:
+        env = {
+            **ENV,
+            "AVATARKIT_APPID": proc.appid,
+            "AVATARKIT_TOKEN": proc.token,
+            "AVATARKIT_DIGIME_URL": proc.endpoints.digime,
+            "AVATARKIT_STATE_DIR": str(tmp_path / "state"),
+        }
+
+        def cli(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "avatarkit", *args],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                env=env,
+            )
+
+        up = cli(
+            "upload",
+            str(video),
+            "--conf-name",
+            "Liu-Xuan",
+            "--role-show-name",
+            "刘璇",
+            "--input-resource",
+            "acme",
+            "--no-resolution-check",
+            "--part-size-mib",
+            "0.01",
+            "--min-part-mib",
+            "0.005",
+            "--json",
+        )
+        assert up.returncode == 0, up.stderr
+        uploaded = json.loads(up.stdout)
+        assert uploaded["size"] == 50_000 and uploaded["parts"] == 5
+        voice = cli(
+            "voice-clone",
+            "upload",
+            str(folder),
+            "--tts-type",
+            "tts_model_v2",
+            "--input-resource",
+            "acme",
+            "--json",
+        )
+        assert voice.returncode == 0, voice.stderr
+        assert json.loads(voice.stdout)["file_suffix"] == "tar"
+        train = cli(
+            "train",
+            "Liu-Xuan",
+            "--callback-url",
+            "http://127.0.0.1:9/cb",
+            "--wait",
+            "--timeout",
+            "60",
+            "--json",
+        )
+        assert train.returncode == 0, train.stderr
+        assert json.loads(train.stdout)["state_name"] == "success"
+        status = cli("status", "Liu-Xuan")
+        assert status.returncode == 0 and status.stdout.strip() == "Liu-Xuan: success"
+        bad = cli(
+            "upload",
+            str(video),
+            "--conf-name",
+            "bad name",
+            "--role-show-name",
+            "x",
+            "--input-resource",
+            "acme",
+        )
+        assert bad.returncode == 2 and "conf_name='bad name'" in bad.stderr
+        missing = cli("status", "Nobody")
+        assert missing.returncode == 1 and "40401" in missing.stderr
+        for result in (up, voice, train, status, bad, missing):
+            assert proc.token not in result.stdout + result.stderr

@@ -442,3 +442,59 @@ async def test_no_token_in_logs(emu: Emulator, tmp_path: Path, caplog) -> None:
     assert "HTTP Request" in caplog.text or caplog.records  # something was logged
     for secret in (emu.token, "bad-token-998877"):
         assert secret not in everything
+
+
+async def test_wait_wakes_on_the_training_callback(tmp_path: Path) -> None:
+    """With a 1-hour poll interval, only the callback can end the wait in time."""
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from avatarkit.digime.callbacks import CallbackReceiver
+    from tests.conftest import serve_asgi
+
+    receiver = CallbackReceiver(secret="s3cret-for-callbacks")
+    app = Starlette(routes=[Mount("/avatarkit/callback", app=receiver)])
+    async with (
+        serve_asgi(app) as base,
+        Emulator(digime_min_part_bytes=MIN_PART, digime_training_seconds=0.05) as emu,
+    ):
+        av_session = await _trained(emu, tmp_path, "Fast-1")
+        try:
+            # a Mount answers 307 without the trailing slash, and senders don't follow it
+            url = receiver.callback_url(f"{base}/avatarkit/callback/")
+            await av_session.digime.train("Fast-1", callback_url=url)
+            with anyio.fail_after(30):  # a guard against hanging, not a timing assertion
+                info = await av_session.digime.wait("Fast-1", poll_interval=3600, receiver=receiver)
+        finally:
+            await av_session.__aexit__(None, None, None)
+    assert info.state == 2
+    callback = receiver.latest("Fast-1")
+    assert callback is not None and callback.state == 2
+
+
+async def test_upload_memory_is_bounded_by_the_read_ahead(tmp_path: Path) -> None:
+    """A 48 MiB upload in 16 MiB parts never holds a part (or its base64) in memory."""
+    import tracemalloc
+
+    from avatarkit.digime.upload import CHUNK_BYTES
+    from tests.conftest import emulator_process
+
+    part = 16 * 1024 * KIB
+    path = tmp_path / "big.mp4"
+    with path.open("wb") as f:
+        for _ in range(48):
+            f.write(os.urandom(1024 * KIB))
+    with emulator_process("--set", f"digime_min_part_bytes={KIB * 1024}") as proc:
+        tracemalloc.start()
+        try:
+            async with AvatarSession(
+                proc.appid, proc.token, endpoints=proc.endpoints, journal_dir=tmp_path / "j"
+            ) as av_session:
+                result = await video_upload(av_session, path, part_size=part, min_part=1024 * KIB)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert result.parts == 3
+    # the read-ahead chunk, the chunk on the wire and one being encoded, plus slack
+    assert peak < 3 * CHUNK_BYTES * 4 // 3 + 4 * 1024 * KIB, peak
+    assert peak < part  # far below one part, let alone its base64 body

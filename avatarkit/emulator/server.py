@@ -6,7 +6,7 @@ import contextlib
 import socket
 import types
 from collections.abc import Callable, Generator
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import anyio
 import uvicorn
@@ -29,12 +29,18 @@ class _InProcessServer(uvicorn.Server):
         yield
 
 
-def _config(app: Any, *, log_level: str = "warning", **kwargs: Any) -> uvicorn.Config:
+def _config(
+    app: Any,
+    *,
+    log_level: str = "warning",
+    lifespan: Literal["auto", "on", "off"] = "on",
+    **kwargs: Any,
+) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         ws="websockets-sansio",
         ws_max_size=64 * 1024 * 1024,
-        lifespan="on",
+        lifespan=lifespan,
         log_config=None,
         log_level=log_level,
         access_log=False,
