@@ -186,3 +186,27 @@ def test_upload_train_and_status_commands(tmp_path: Path) -> None:
         assert missing.returncode == 1 and "40401" in missing.stderr
         for result in (up, voice, train, status, bad, missing):
             assert proc.token not in result.stdout + result.stderr
+
+
+def test_progress_bar_on_a_terminal(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from avatarkit.cli import _ProgressBar
+    from avatarkit.digime.upload import UploadProgress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    monkeypatch.setattr(sys, "stderr", screen)
+    bar = _ProgressBar("talk.mp4", enabled=True)
+    mib = 1024 * 1024
+    bar(UploadProgress(0, 40 * mib, 0, 4))
+    bar(UploadProgress(20 * mib, 40 * mib, 2, 4))
+    bar.close()
+    last = screen.getvalue().split("\r")[-1]
+    assert "talk.mp4 [###############" in last
+    assert "50.0%" in last and "20.0/40.0 MiB" in last and "MiB/s ETA" in last
+    assert "part 2/4" in last
+    quiet = _ProgressBar("x", enabled=False)  # --json: no bar
+    quiet(UploadProgress(1, 2, 1, 2))
+    assert screen.getvalue().count("\r") == 2
