@@ -26,8 +26,6 @@ import argparse
 import asyncio
 import json
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -36,6 +34,7 @@ import websockets
 
 from avatarkit import AvatarSession, Endpoints, events
 from avatarkit.emulator import media
+from avatarkit.emulator.process import spawn_emulator
 from avatarkit.tta import frames
 
 CHAR = "好"  # one CJK character = 220 ms of speech = 5.5 video frames
@@ -46,14 +45,10 @@ def text_for(n_frames: int) -> str:
 
 
 class Server:
+    """The emulator in its own process, cheap media paced as fast as possible."""
+
     def __init__(self, frame_bytes: int, audio_chunk_ms: int) -> None:
-        cmd = [
-            sys.executable,
-            "-m",
-            "avatarkit",
-            "emulator",
-            "--port",
-            "0",
+        self._spawned = spawn_emulator(
             "--pace",
             "fast",
             "--media",
@@ -62,21 +57,14 @@ class Server:
             str(frame_bytes),
             "--audio-chunk-ms",
             str(audio_chunk_ms),
-            "--log-level",
-            "warning",
-        ]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        lines = [self.proc.stdout.readline() for _ in range(6)]
-        self.port = int(lines[0].split("http://127.0.0.1:")[1].split()[0])
-        env = dict(line.strip().removeprefix("export ").split("=", 1) for line in lines[1:])
-        self.appid, self.token = env["AVATARKIT_APPID"], env["AVATARKIT_TOKEN"]
-        self.tta = f"ws://127.0.0.1:{self.port}/api/v1/volc_virtual_human/tta"
+        )
+        proc = self._spawned.__enter__()
+        self.appid, self.token = proc.appid, proc.token
+        self.tta = proc.endpoints.tta
         self.url = f"{self.tta}/2d?appid={self.appid}&access_token={self.token}"
 
     def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
+        self._spawned.__exit__(None, None, None)
 
 
 CONFIG = '{"role":"GuoXiaoyuan","video":{"video_width":240,"video_height":240}}'
@@ -98,13 +86,18 @@ class Clock:
         return count, size, time.perf_counter() - self.wall, time.process_time() - self.cpu
 
 
+async def start_utterance(ws: websockets.ClientConnection, text: str) -> None:
+    """Open the TTA session and send the chat, as both hand-written clients do."""
+    await ws.send(frames.encode_open(CONFIG))
+    await ws.recv()
+    await ws.send(frames.encode_chat(text))
+
+
 async def raw(server: Server, text: str) -> Result:
     async with websockets.connect(
         server.url, additional_headers=HEADERS, compression=None, max_size=None
     ) as ws:
-        await ws.send(frames.encode_open(CONFIG))
-        await ws.recv()
-        await ws.send(frames.encode_chat(text))
+        await start_utterance(ws, text)
         count = size = 0
         clock = Clock()
         async for message in ws:
@@ -155,9 +148,7 @@ async def _naive(server: Server, text: str, compression: str | None) -> Result:
     async with websockets.connect(
         server.url, additional_headers=HEADERS, compression=compression, max_size=None
     ) as ws:
-        await ws.send(frames.encode_open(CONFIG))
-        await ws.recv()
-        await ws.send(frames.encode_chat(text))
+        await start_utterance(ws, text)
         count = size = 0
         clock = Clock()
         while True:

@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from avatarkit.emulator.process import spawn_emulator
+
 MIB = 1024 * 1024
 
 
@@ -178,57 +180,36 @@ def main() -> None:
         return
 
     bandwidth = args.mbit * 1e6 / 8  # bytes per second
-    cmd = [
-        sys.executable,
-        "-m",
-        "avatarkit",
-        "emulator",
-        "--port",
-        "0",
-        "--log-level",
-        "warning",
-        "--set",
-        f"latency_ms={args.latency_ms}",
-        "--set",
-        f"bandwidth_bps={bandwidth}",
-    ]
-    server = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            assert server.stdout is not None
-            lines = [server.stdout.readline() for _ in range(6)]
-            env = dict(line.strip().removeprefix("export ").split("=", 1) for line in lines[1:])
-            path = Path(tmp) / "bench.mp4"
-            block = os.urandom(MIB)
-            with path.open("wb") as f:
-                for i in range(args.size_mib):  # distinct blocks: nothing compresses or dedups
-                    f.write(block[i % 997 :] + block[: i % 997])
-            size = path.stat().st_size
-            results: dict[str, Any] = {}
-            for variant in ("sdk", "naive"):
-                child = subprocess.run(
-                    [
-                        sys.executable,
-                        __file__,
-                        "--child",
-                        variant,
-                        "--file",
-                        str(path),
-                        "--digime",
-                        env["AVATARKIT_DIGIME_URL"],
-                        "--appid",
-                        env["AVATARKIT_APPID"],
-                        "--token",
-                        env["AVATARKIT_TOKEN"],
-                    ],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                )
-                results[variant] = json.loads(child.stdout.strip().splitlines()[-1])
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
+    shaping = ("--set", f"latency_ms={args.latency_ms}", "--set", f"bandwidth_bps={bandwidth}")
+    with spawn_emulator(*shaping) as emu, tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.mp4"
+        block = os.urandom(MIB)
+        with path.open("wb") as f:
+            for i in range(args.size_mib):  # distinct blocks: nothing compresses or dedups
+                f.write(block[i % 997 :] + block[: i % 997])
+        size = path.stat().st_size
+        results: dict[str, Any] = {}
+        for variant in ("sdk", "naive"):
+            child = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    variant,
+                    "--file",
+                    str(path),
+                    "--digime",
+                    emu.endpoints.digime,
+                    "--appid",
+                    emu.appid,
+                    "--token",
+                    emu.token,
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            results[variant] = json.loads(child.stdout.strip().splitlines()[-1])
     gib = size / 1024**3
     parts = results["sdk"]["parts"]
     link_limit = size * 4 / 3 / bandwidth + parts * args.latency_ms / 1000

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import anyio
 import anyio.abc
@@ -15,6 +12,7 @@ import pytest
 
 from avatarkit import AvatarSession, Endpoints, RetryPolicy
 from avatarkit.emulator import Emulator
+from avatarkit.emulator.process import spawn_emulator
 
 # Fast retries: the backoff itself is not what these tests measure.
 FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.001, max_delay=0.01, total_timeout=10)
@@ -37,70 +35,9 @@ def session_for(emu: Emulator, **kwargs: object) -> AvatarSession:
     return emu.session(**kwargs)  # type: ignore[arg-type]
 
 
-@dataclass
-class EmulatorProcess:
-    """The emulator running as `avatarkit emulator` in a child process."""
-
-    port: int
-    appid: str
-    token: str
-
-    @property
-    def endpoints(self) -> Endpoints:
-        base = f"127.0.0.1:{self.port}"
-        return Endpoints(
-            tta=f"ws://{base}/api/v1/volc_virtual_human/tta",
-            digime=f"http://{base}/virtual_human/avatar_platform/digime",
-            sami=f"http://{base}/api/v1/invoke",
-        )
-
-    def session(self, **kwargs: object) -> AvatarSession:
-        kwargs.setdefault("retry", FAST_RETRY)
-        return AvatarSession(self.appid, self.token, endpoints=self.endpoints, **kwargs)  # type: ignore[arg-type]
-
-
-@contextmanager
-def emulator_process(*args: str) -> Iterator[EmulatorProcess]:
-    """Run ``avatarkit emulator --port 0 ARGS`` and read its announced port and credentials."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "avatarkit",
-        "emulator",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--log-level",
-        "warning",
-        *args,
-    ]
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        assert proc.stdout is not None
-        lines = [proc.stdout.readline() for _ in range(6)]
-        if not lines[0]:
-            raise RuntimeError(
-                f"emulator did not start: {proc.stderr.read() if proc.stderr else ''}"
-            )
-        env = dict(
-            line.strip().removeprefix("export ").split("=", 1) for line in lines[1:] if "=" in line
-        )
-        port = int(lines[0].split("http://127.0.0.1:")[1].split()[0])
-        yield EmulatorProcess(port, env["AVATARKIT_APPID"], env["AVATARKIT_TOKEN"])
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+# The emulator in a child process, so that every task and socket in this
+# process belongs to the SDK under test.
+emulator_process = spawn_emulator
 
 
 def open_sockets() -> int:

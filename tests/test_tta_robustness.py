@@ -15,7 +15,8 @@ import anyio
 import pytest
 
 from avatarkit import AuthenticationError, AvatarSession, ConnectionLost, events
-from tests.conftest import FAST_RETRY, SMALL_VIDEO, EmulatorProcess, emulator_process, open_sockets
+from avatarkit.emulator.process import EmulatorProcess
+from tests.conftest import FAST_RETRY, SMALL_VIDEO, emulator_process, open_sockets
 
 pytestmark = pytest.mark.anyio
 

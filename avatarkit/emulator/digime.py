@@ -505,8 +505,8 @@ async def _init_upload(request: Request, state: EmulatorState, body: bytes) -> A
     return {"upload_id": record.upload_id}
 
 
-async def _part_upload(request: Request, state: EmulatorState, body: bytes) -> Any:
-    req = _decode(body, PartUpload)
+def _upload_of(state: EmulatorState, req: PartUpload | CompleteUpload) -> UploadRecord:
+    """The open upload a part or complete request names, after checking its fields."""
     with _invalid():
         _check_appid(state, req.appid)
         material = check_type(req.type)
@@ -514,6 +514,12 @@ async def _part_upload(request: Request, state: EmulatorState, body: bytes) -> A
         conf_name = _conf_name_for(material, req.conf_name)
     record = state.digime.open_upload(req.upload_id)
     _check_same(record, material, suffix, conf_name)
+    return record
+
+
+async def _part_upload(request: Request, state: EmulatorState, body: bytes) -> Any:
+    req = _decode(body, PartUpload)
+    record = _upload_of(state, req)
     min_part = state.options.digime_min_part_bytes
     async with record.lock:  # concurrent parts of one upload take turns
         _check_open(record)
@@ -552,13 +558,7 @@ async def _part_upload(request: Request, state: EmulatorState, body: bytes) -> A
 
 async def _complete_upload(request: Request, state: EmulatorState, body: bytes) -> Any:
     req = _decode(body, CompleteUpload)
-    with _invalid():
-        _check_appid(state, req.appid)
-        material = check_type(req.type)
-        suffix = check_suffix(material, req.file_suffix)
-        conf_name = _conf_name_for(material, req.conf_name)
-    record = state.digime.open_upload(req.upload_id)
-    _check_same(record, material, suffix, conf_name)
+    record = _upload_of(state, req)
     min_part = state.options.digime_min_part_bytes
     async with record.lock:
         _check_open(record)
