@@ -15,6 +15,8 @@
 The local emulator lives in :mod:`avatarkit.emulator` (``emulator`` extra).
 """
 
+from avatarkit._progress import UploadProgress
+from avatarkit._redact import protect_library_loggers
 from avatarkit._retry import RetryPolicy
 from avatarkit._session import AvatarSession, Endpoints
 from avatarkit.errors import (
@@ -25,6 +27,7 @@ from avatarkit.errors import (
     ServiceError,
     StreamClosed,
     TimeoutError,
+    TrainingFailed,
     ValidationError,
 )
 from avatarkit.tta import events
@@ -38,14 +41,18 @@ from avatarkit.tta.config import (
 )
 from avatarkit.tta.stream import TtaStream, Utterance
 from avatarkit.tta.video import ProducedVideo
+from avatarkit.voice import ConvertedAudio
 
 __version__ = "0.1.0"
+
+protect_library_loggers()
 
 __all__ = [
     "AuthenticationError",
     "AvatarError",
     "AvatarSession",
     "ConnectionLost",
+    "ConvertedAudio",
     "Endpoints",
     "Logo",
     "ProducedVideo",
@@ -58,7 +65,9 @@ __all__ = [
     "SessionConfig",
     "StreamClosed",
     "TimeoutError",
+    "TrainingFailed",
     "TtaStream",
+    "UploadProgress",
     "Utterance",
     "ValidationError",
     "VideoConfig",

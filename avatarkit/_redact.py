@@ -101,3 +101,13 @@ def protected_logger(name: str) -> logging.Logger:
     if _FILTER not in logger.filters:
         logger.addFilter(_FILTER)
     return logger
+
+
+def protect_library_loggers() -> None:
+    """Scrub httpx's own request log lines (it logs full URLs at INFO).
+
+    Presigned upload URLs and the query-string auth forms carry credentials in
+    their query strings; the filter masks query values, nothing else.
+    """
+    for name in ("httpx", "httpcore", "websockets"):
+        protected_logger(name)

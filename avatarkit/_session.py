@@ -18,6 +18,7 @@ from avatarkit.digime.client import DigimeClient, VoiceCloneClient
 from avatarkit.errors import AvatarError, ValidationError
 from avatarkit.tta.client import TtaClient
 from avatarkit.tta.stream import TtaStream
+from avatarkit.voice.client import VoiceClient
 
 __all__ = ["AvatarSession", "Endpoints"]
 
@@ -34,6 +35,8 @@ class Endpoints(msgspec.Struct, frozen=True, kw_only=True):
 
 ENV_APPID = "AVATARKIT_APPID"
 ENV_TOKEN = "AVATARKIT_TOKEN"
+ENV_SAMI_APPKEY = "AVATARKIT_SAMI_APPKEY"
+ENV_SAMI_TOKEN = "AVATARKIT_SAMI_TOKEN"
 _ENV_URLS = {
     "tta": "AVATARKIT_TTA_URL",
     "digime": "AVATARKIT_DIGIME_URL",
@@ -67,6 +70,8 @@ class AvatarSession:
         upload_retry: RetryPolicy | None = None,
         max_uploads: int = 4,
         journal_dir: str | os.PathLike[str] | None = None,
+        sami_appkey: str | None = None,
+        sami_token: str | None = None,
     ) -> None:
         if not isinstance(appid, str) or not appid:
             raise ValidationError("appid", appid, "must be a non-empty string")
@@ -75,6 +80,14 @@ class AvatarSession:
         register_secret(token)
         self.appid = appid
         self._token = token
+        # SAMI (voice conversion) has its own appkey/token; by default the same as appid/token.
+        if sami_appkey is not None and (not isinstance(sami_appkey, str) or not sami_appkey):
+            raise ValidationError("sami_appkey", sami_appkey, "must be a non-empty string")
+        if sami_token is not None and (not isinstance(sami_token, str) or not sami_token):
+            raise ValidationError("sami_token", "***", "must be a non-empty string")
+        register_secret(sami_token)
+        self.sami_appkey = sami_appkey or appid
+        self._sami_token = sami_token or token
         self.endpoints = endpoints or Endpoints()
         self.retry = retry or RetryPolicy()
         self._timeout = timeout
@@ -93,19 +106,27 @@ class AvatarSession:
         self.journal_dir = Path(journal_dir) if journal_dir is not None else None
         self.digime = DigimeClient(self)
         self.voice_clone = VoiceCloneClient(self)
+        self.voice = VoiceClient(self)
         self.tta = TtaClient(
             self, base_url=self.endpoints.tta, appid=appid, token=token, retry=self.retry
         )
 
     @classmethod
     def from_env(cls, **kwargs: object) -> AvatarSession:
-        """A session from ``AVATARKIT_APPID``/``AVATARKIT_TOKEN`` (and ``AVATARKIT_*_URL``)."""
+        """A session from ``AVATARKIT_APPID``/``AVATARKIT_TOKEN`` (and ``AVATARKIT_*_URL``).
+
+        ``AVATARKIT_SAMI_APPKEY``/``AVATARKIT_SAMI_TOKEN``, when set, are the
+        voice-conversion credentials (else appid/token are used).
+        """
         values: dict[str, str] = {}
         for name, var in ((ENV_APPID, "appid"), (ENV_TOKEN, "token")):
             value = os.environ.get(name, "")
             if not value:
                 raise ValidationError(name, None, "environment variable is not set")
             values[var] = value
+        for name, var in ((ENV_SAMI_APPKEY, "sami_appkey"), (ENV_SAMI_TOKEN, "sami_token")):
+            if os.environ.get(name) and var not in kwargs:
+                kwargs[var] = os.environ[name]
         urls = {field: os.environ[var] for field, var in _ENV_URLS.items() if os.environ.get(var)}
         if urls and "endpoints" not in kwargs:
             kwargs["endpoints"] = Endpoints(**urls)
@@ -120,6 +141,11 @@ class AvatarSession:
     def token(self) -> str:
         """The access token (kept out of reprs and logs)."""
         return self._token
+
+    @property
+    def sami_token(self) -> str:
+        """The SAMI (voice conversion) token (kept out of reprs and logs)."""
+        return self._sami_token
 
     @property
     def task_group(self) -> TaskGroup:

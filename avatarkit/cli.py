@@ -6,6 +6,7 @@
                                    or an in-process emulator with --emulator)
 ``avatarkit upload FILE ...``      upload a digime video (resumes an interrupted upload)
 ``avatarkit voice-clone upload``   upload voice-clone audio (an archive or a folder)
+``avatarkit voice convert IN -o OUT --speaker S``  voice conversion (SAMI)
 ``avatarkit train CONF_NAME``      start training; ``--wait`` to wait for the result
 ``avatarkit status CONF_NAME``     training state
 
@@ -251,6 +252,30 @@ def _info_dict(info: TrainingInfo) -> dict[str, Any]:
     return data
 
 
+async def _cmd_voice_convert(args: argparse.Namespace) -> int:
+    async with AvatarSession.from_env() as av:
+        audio = await av.voice.convert(
+            args.input,
+            speaker=args.speaker,
+            format=args.format,
+            sample_rate=args.sample_rate,
+            channel=args.channel,
+            enable_background=args.background,
+            check_speaker=not args.no_speaker_check,
+        )
+        saved = await audio.save(args.output)
+    result = {
+        "path": str(await anyio.Path(saved).resolve()),
+        "bytes": len(audio.data),
+        "format": audio.format,
+        "sample_rate": audio.sample_rate,
+        "channel": audio.channel,
+        "task_id": audio.task_id,
+    }
+    _print_result(args, result, f"wrote {result['path']} ({result['bytes']} bytes, {args.speaker})")
+    return EXIT_OK
+
+
 async def _cmd_train(args: argparse.Namespace) -> int:
     async with AvatarSession.from_env() as av:
         await av.digime.train(args.conf_name, args.callback_url)
@@ -376,6 +401,21 @@ def _parser() -> argparse.ArgumentParser:
     vupload.add_argument("--conf-name")
     _add_upload_options(vupload)
 
+    convert = (
+        sub.add_parser("voice", help="voice conversion (SAMI)")
+        .add_subparsers(dest="voice_command", required=True)
+        .add_parser("convert", help="convert IN (a path or an http(s) URL) to a speaker's voice")
+    )
+    convert.add_argument("input")
+    convert.add_argument("-o", "--output", required=True)
+    convert.add_argument("--speaker", required=True, help="e.g. zh_female_qingxin")
+    convert.add_argument("--format", default="wav", choices=["wav", "mp3", "aac"])
+    convert.add_argument("--sample-rate", type=int, default=24000)
+    convert.add_argument("--channel", type=int, default=1)
+    convert.add_argument("--background", action="store_true", help="keep the background sound")
+    convert.add_argument("--no-speaker-check", action="store_true", help="allow unlisted speakers")
+    convert.add_argument("--json", action="store_true", help="print the result as JSON")
+
     train = sub.add_parser("train", help="start training a digime")
     train.add_argument("conf_name")
     train.add_argument("--callback-url", required=True)
@@ -418,6 +458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "demo": _cmd_demo,
             "upload": _cmd_upload,
             "voice-clone": _cmd_voice_clone_upload,
+            "voice": _cmd_voice_convert,
             "train": _cmd_train,
             "status": _cmd_status,
         }

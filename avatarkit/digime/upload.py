@@ -21,6 +21,7 @@ import httpx
 import msgspec
 from anyio.abc import TaskGroup
 
+from avatarkit._progress import UploadProgress
 from avatarkit._redact import protected_logger
 from avatarkit._retry import RetryPolicy, retry
 from avatarkit.digime.journal import Journal, JournalEntry
@@ -58,19 +59,6 @@ class UploadTarget:
     conf_name: str | None = None
     role_show_name: str | None = None
     tts_type: str | None = None
-
-
-class UploadProgress(msgspec.Struct, frozen=True):
-    """Bytes the service acknowledged so far; never goes backwards."""
-
-    acked_bytes: int
-    total_bytes: int
-    part: int  # parts acknowledged
-    parts: int
-
-    @property
-    def fraction(self) -> float:
-        return self.acked_bytes / self.total_bytes if self.total_bytes else 1.0
 
 
 class UploadResult(msgspec.Struct, frozen=True, kw_only=True):

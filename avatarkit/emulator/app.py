@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
-from avatarkit.emulator import digime
+from avatarkit.emulator import digime, metastudio, sami
 from avatarkit.emulator.options import EmulatorOptions
 from avatarkit.emulator.shaping import Shaper, check_shaping_options
 from avatarkit.emulator.state import EmulatorState
@@ -44,6 +44,7 @@ def create_app(options: EmulatorOptions | None = None) -> Starlette:
     state = EmulatorState(options or EmulatorOptions())
     check_shaping_options(state.options)
     digime.check_digime_options(state.options)
+    metastudio.check_metastudio_options(state.options)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -51,7 +52,8 @@ def create_app(options: EmulatorOptions | None = None) -> Starlette:
         state.started.set()
         try:
             async with state.digime.running():  # owns digime's timers and callbacks
-                yield
+                async with state.metastudio.running():  # owns the jobs' timers
+                    yield
         finally:
             state.running = False
 
@@ -61,6 +63,8 @@ def create_app(options: EmulatorOptions | None = None) -> Starlette:
             Route("/tta/videos/{name:str}", _video),
             Route("/healthz", _health),
             *digime.digime_routes(),
+            *metastudio.metastudio_routes(),
+            *sami.sami_routes(),
         ],
         lifespan=lifespan,
     )
@@ -70,7 +74,7 @@ def create_app(options: EmulatorOptions | None = None) -> Starlette:
         Shaper,
         options=state.options,
         state=state,
-        path_prefixes=(digime.PREFIX,),
-        fault_targets=digime.fault_targets(),
+        path_prefixes=(digime.PREFIX, *metastudio.SHAPED_PREFIXES, sami.PATH),
+        fault_targets=(*digime.fault_targets(), *metastudio.fault_targets()),
     )
     return app

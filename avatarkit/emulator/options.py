@@ -40,6 +40,19 @@ class EmulatorOptions(msgspec.Struct, kw_only=True):
     part uploads fail, as ``failure_mode`` says (``"5xx"``: HTTP 503;
     ``"drop"``: the connection is cut before the reply; ``"mixed"``: either),
     drawn from ``random.Random(fault_seed)``.
+
+    SAMI voice conversion (see :mod:`avatarkit.emulator.sami`):
+    ``sami_appkey``/``sami_token`` are the credentials it accepts (``None``:
+    the same as ``appid``/``token``).
+
+    MetaStudio (see :mod:`avatarkit.emulator.metastudio`): the project id
+    and credentials it accepts (``metastudio_project_id``, an AK/SK pair,
+    an IAM token); ``metastudio_url_ttl_seconds`` how long a presigned upload
+    URL is valid; ``metastudio_step_seconds`` the time between two states of
+    a submitted job; ``metastudio_fail_names`` the job names whose automatic
+    review fails (AUTO_VERIFY_FAILED); ``metastudio_hold_parts`` training-video
+    part numbers whose PUT is stored only once another part has been (a test
+    knob: parts then complete out of order, deterministically).
     """
 
     appid: str = "emulator-appid"
@@ -63,3 +76,13 @@ class EmulatorOptions(msgspec.Struct, kw_only=True):
     failure_rate: float = 0.0
     failure_mode: Literal["5xx", "drop", "mixed"] = "mixed"
     fault_seed: int | None = None
+    sami_appkey: str | None = None
+    sami_token: str | None = None
+    metastudio_project_id: str = "emulator-project"
+    metastudio_ak: str = "EMULATORAK0000000000"
+    metastudio_sk: str = "emulator-sk-0123456789abcdef"
+    metastudio_token: str = "emulator-iam-token-0123456789"
+    metastudio_url_ttl_seconds: float = 86400.0
+    metastudio_step_seconds: float = 0.5
+    metastudio_fail_names: Collection[str] = ()
+    metastudio_hold_parts: Collection[int] = ()

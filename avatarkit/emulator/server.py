@@ -17,6 +17,7 @@ from avatarkit.emulator.app import TTA_PATH, create_app
 from avatarkit.emulator.options import EmulatorOptions
 from avatarkit.emulator.state import EmulatorState, Stats
 from avatarkit.errors import AvatarError
+from avatarkit.metastudio.client import MetaStudio
 
 __all__ = ["Emulator", "bind", "serve"]
 
@@ -121,6 +122,18 @@ class Emulator:
     def session(self, **kwargs: Any) -> AvatarSession:
         """An :class:`AvatarSession` pointed at this emulator."""
         return AvatarSession(self.appid, self.token, endpoints=self.endpoints, **kwargs)
+
+    def metastudio(self, *, auth: Literal["aksk", "token"] = "aksk", **kwargs: Any) -> MetaStudio:
+        """A :class:`~avatarkit.metastudio.MetaStudio` client pointed at this emulator."""
+        opts = self.options
+        credentials: dict[str, Any] = (
+            {"ak": opts.metastudio_ak, "sk": opts.metastudio_sk}
+            if auth == "aksk"
+            else {"token": opts.metastudio_token}
+        )
+        return MetaStudio(
+            opts.metastudio_project_id, endpoint=self.http_url, **credentials, **kwargs
+        )
 
     def __repr__(self) -> str:
         where = self.http_url if self._sock is not None else "not running"

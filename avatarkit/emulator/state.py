@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import anyio
 
 from avatarkit.emulator.digime import DigimeStore
+from avatarkit.emulator.metastudio import MetaStudioStore
 from avatarkit.emulator.options import EmulatorOptions
 
 __all__ = ["EmulatorState", "Stats"]
@@ -26,6 +27,10 @@ class Stats:
     digime_part_bytes: int = 0  # decoded bytes of those parts
     digime_injected_failures: int = 0  # part uploads failed on purpose (shaping)
     digime_callbacks_sent: int = 0  # training callbacks the receiver answered with 2xx
+    metastudio_parts_uploaded: int = 0  # presigned PUTs stored (video parts and single files)
+    metastudio_put_bytes: int = 0  # bytes of those PUTs
+    metastudio_put_rejected: int = 0  # presigned PUTs refused (reused URL, bad length…)
+    metastudio_injected_failures: int = 0  # presigned PUTs failed on purpose (shaping)
 
 
 @dataclass
@@ -37,6 +42,7 @@ class EmulatorState:
     started: anyio.Event = field(default_factory=anyio.Event)
     _videos: OrderedDict[str, tuple[str, bytes, str]] = field(default_factory=OrderedDict)
     digime: DigimeStore = field(default_factory=DigimeStore)
+    metastudio: MetaStudioStore = field(default_factory=MetaStudioStore)
 
     def __post_init__(self) -> None:
         self.busy_left = self.options.busy_opens

@@ -189,6 +189,10 @@ class CreateJobResponse(msgspec.Struct, kw_only=True):
     pre_beauty_image_upload_url: str | None = None
     post_beauty_image_upload_url: str | None = None
 
+    def __repr__(self) -> str:  # presigned URLs carry credentials in their query strings
+        parts = len(self.training_video_upload_url)
+        return f"CreateJobResponse(job_id={self.job_id!r}, training_video_parts={parts})"
+
 
 class CommandRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Body of ``POST /jobs/{job_id}/command`` (Execute2dModelTrainingCommandByUser)."""

@@ -1,0 +1,713 @@
+"""MetaStudio: Huawei Cloud 2D-avatar training jobs (SPEC §4, §4.1).
+
+``async with MetaStudio.from_env() as ms:`` then ``await ms.train("name", video="talk.mp4")``
+does the whole flow: create the job, PUT the video's parts to their presigned
+URLs concurrently, confirm, submit for verification and wait for the result.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import types
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
+from typing import Any, Final, Self
+from urllib.parse import quote, urlencode
+
+import anyio
+import httpx
+import msgspec
+
+from avatarkit._progress import UploadProgress
+from avatarkit._redact import protected_logger, redact_url, register_secret
+from avatarkit._retry import RetryPolicy, retry
+from avatarkit.errors import (
+    AuthenticationError,
+    AvatarError,
+    ConnectionLost,
+    ProtocolError,
+    ServiceError,
+    TimeoutError,
+    TrainingFailed,
+    ValidationError,
+)
+from avatarkit.metastudio.signer import sign
+from avatarkit.metastudio.wire import (
+    API_PREFIX,
+    CommandRequest,
+    CommandResult,
+    CreateJobRequest,
+    CreateJobResponse,
+    ErrorBody,
+    Job,
+    JobList,
+    VoiceProperties,
+    check_create_request,
+    is_failed,
+    is_success,
+)
+
+__all__ = ["MetaStudio", "PresignedUpload"]
+
+log = protected_logger("avatarkit.metastudio")
+
+_encoder: Final = msgspec.json.Encoder()
+_create_decoder: Final = msgspec.json.Decoder(CreateJobResponse)
+_command_decoder: Final = msgspec.json.Decoder(CommandResult)
+_job_decoder: Final = msgspec.json.Decoder(Job)
+_list_decoder: Final = msgspec.json.Decoder(JobList)
+_error_decoder: Final = msgspec.json.Decoder(ErrorBody)
+
+#: Per-part bytes when choosing ``video_multipart_count`` for a file (1 GiB -> 16 parts).
+DEFAULT_PART_BYTES: Final = 64 * 1024 * 1024
+READ_BYTES: Final = 1024 * 1024
+OCTET, ZIP = "application/octet-stream", "application/zip"
+VIDEO_RESOLUTIONS: Final = frozenset(
+    {(1920, 1080), (1080, 1920), (3840, 2160), (2160, 3840), (4096, 2160), (2160, 4096)}
+)
+VIDEO_SECONDS: Final = (180.0, 600.0)  # "视频长度须大于等于3分钟且小于等于10分钟"
+
+
+def _transient(exc: Exception) -> bool:
+    if isinstance(exc, httpx.TransportError):
+        return True
+    return isinstance(exc, ServiceError) and exc.retryable
+
+
+def _error(response: httpx.Response, what: str) -> ServiceError:
+    request_id = response.headers.get("X-Request-Id")
+    try:
+        body = _error_decoder.decode(response.content)
+        code, message = body.error_code or f"HTTP{response.status_code}", body.error_msg
+    except msgspec.DecodeError:
+        code, message = f"HTTP{response.status_code}", response.text[:200]
+    cls = AuthenticationError if response.status_code in (401, 403) else ServiceError
+    status = response.status_code
+    return cls(
+        code,
+        f"{what}: {message}",
+        status=status,
+        request_id=request_id,
+        retryable=status >= 500 or status == 429,
+    )
+
+
+class PresignedUpload:
+    """One file (or one part of it) to PUT to a single-use presigned URL."""
+
+    def __init__(
+        self,
+        url: str,
+        path: Path,
+        offset: int,
+        length: int,
+        content_type: str,
+        part_number: int | None = None,
+    ) -> None:
+        self.url = url
+        self.path = path
+        self.offset = offset
+        self.length = length
+        self.content_type = content_type
+        self.part_number = part_number
+
+    def __repr__(self) -> str:
+        return (
+            f"PresignedUpload({redact_url(self.url)!r}, part={self.part_number}, "
+            f"bytes={self.length})"
+        )
+
+    async def body(self) -> AsyncIterator[bytes]:
+        """The byte range, read in 1 MiB pieces from a worker thread."""
+
+        def read(offset: int, size: int) -> bytes:
+            with open(self.path, "rb") as f:
+                f.seek(offset)
+                data = f.read(size)
+            if len(data) != size:
+                raise ValidationError("path", str(self.path), "changed size while uploading")
+            return data
+
+        end = self.offset + self.length
+        for start in range(self.offset, end, READ_BYTES):
+            yield await anyio.to_thread.run_sync(read, start, min(READ_BYTES, end - start))
+
+
+class MetaStudio:
+    """A MetaStudio client with AK/SK signing or an IAM token.
+
+    ::
+
+        async with MetaStudio(project_id="…", region="cn-north-4", ak="…", sk="…") as ms:
+            job = await ms.train("测试角色", video="talk.mp4")
+    """
+
+    def __init__(
+        self,
+        project_id: str,
+        *,
+        endpoint: str | None = None,
+        region: str | None = None,
+        ak: str | None = None,
+        sk: str | None = None,
+        token: str | None = None,
+        app_user_id: str | None = None,
+        retry: RetryPolicy | None = None,
+        upload_retry: RetryPolicy | None = None,
+        max_concurrency: int = 8,
+        timeout: float = 60.0,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        if not isinstance(project_id, str) or not project_id:
+            raise ValidationError("project_id", project_id, "must be a non-empty string")
+        if endpoint is None:
+            if not region:
+                raise ValidationError("endpoint", None, "give endpoint= or region=")
+            endpoint = f"https://metastudio.{region}.myhuaweicloud.com"
+        if not endpoint.startswith(("http://", "https://")):
+            raise ValidationError("endpoint", endpoint, "must be an http:// or https:// URL")
+        if token is None and not (ak and sk):
+            raise ValidationError("credentials", None, "give ak= and sk=, or token=")
+        if token is not None and (ak or sk):
+            raise ValidationError("credentials", "***", "give ak/sk or token, not both")
+        if app_user_id is not None and any("\u4e00" <= ch <= "\u9fff" for ch in app_user_id):
+            raise ValidationError("app_user_id", app_user_id, "must not contain Chinese characters")
+        if max_concurrency < 1:
+            raise ValidationError("max_concurrency", max_concurrency, "must be >= 1")
+        for secret in (ak, sk, token):
+            register_secret(secret)
+        self.project_id = project_id
+        self.endpoint = endpoint.rstrip("/")
+        self._ak, self._sk, self._token = ak, sk, token
+        self.app_user_id = app_user_id
+        self.retry = retry or RetryPolicy()
+        self.upload_retry = upload_retry or RetryPolicy(
+            attempts=6, base_delay=0.5, max_delay=10.0, total_timeout=900.0
+        )
+        self.max_concurrency = max_concurrency
+        self._timeout = timeout
+        self._http = http_client
+        self._own_http = http_client is None
+        self._prefix = API_PREFIX.format(project_id=quote(project_id, safe=""))
+
+    @classmethod
+    def from_env(cls, **kwargs: Any) -> MetaStudio:
+        """From ``CLOUD_SDK_AK``/``CLOUD_SDK_SK`` (or ``METASTUDIO_TOKEN``),
+        ``METASTUDIO_PROJECT_ID`` and ``METASTUDIO_ENDPOINT`` or ``METASTUDIO_REGION``."""
+        env = os.environ
+        project = kwargs.pop("project_id", None) or env.get("METASTUDIO_PROJECT_ID")
+        if not project:
+            raise ValidationError("METASTUDIO_PROJECT_ID", None, "environment variable is not set")
+        if "endpoint" not in kwargs and "region" not in kwargs:
+            if env.get("METASTUDIO_ENDPOINT"):
+                kwargs["endpoint"] = env["METASTUDIO_ENDPOINT"]
+            elif env.get("METASTUDIO_REGION"):
+                kwargs["region"] = env["METASTUDIO_REGION"]
+            else:
+                raise ValidationError(
+                    "METASTUDIO_ENDPOINT", None, "set METASTUDIO_ENDPOINT or METASTUDIO_REGION"
+                )
+        if not any(k in kwargs for k in ("ak", "sk", "token")):
+            if env.get("METASTUDIO_TOKEN"):
+                kwargs["token"] = env["METASTUDIO_TOKEN"]
+            elif env.get("CLOUD_SDK_AK") and env.get("CLOUD_SDK_SK"):
+                kwargs["ak"], kwargs["sk"] = env["CLOUD_SDK_AK"], env["CLOUD_SDK_SK"]
+            else:
+                raise ValidationError(
+                    "CLOUD_SDK_AK", None, "set CLOUD_SDK_AK and CLOUD_SDK_SK, or METASTUDIO_TOKEN"
+                )
+        if env.get("METASTUDIO_APP_USER_ID") and "app_user_id" not in kwargs:
+            kwargs["app_user_id"] = env["METASTUDIO_APP_USER_ID"]
+        return cls(project, **kwargs)
+
+    def __repr__(self) -> str:
+        auth = "token" if self._token else "ak/sk"
+        return (
+            f"MetaStudio(project_id={self.project_id!r}, endpoint={self.endpoint!r}, auth={auth})"
+        )
+
+    async def __aenter__(self) -> Self:
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=self._timeout, trust_env=True)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._own_http and self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        if self._http is None:
+            raise AvatarError("use `async with MetaStudio(...)` before making calls")
+        return self._http
+
+    # -- the API ---------------------------------------------------------
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        params: Mapping[str, str | int] | None = None,
+        body: msgspec.Struct | None = None,
+    ) -> httpx.Response:
+        url = f"{self.endpoint}{self._prefix}{path}"
+        if params:
+            url += "?" + urlencode(sorted((k, str(v)) for k, v in params.items()))
+        content = _encoder.encode(body) if body is not None else None
+
+        async def attempt() -> httpx.Response:
+            headers = {"X-Project-Id": self.project_id}
+            if content is not None:
+                headers["Content-Type"] = "application/json"
+            if self.app_user_id:
+                headers["X-App-UserId"] = self.app_user_id
+            if self._token is not None:
+                headers["X-Auth-Token"] = self._token
+            else:
+                assert self._ak and self._sk
+                headers = sign(method, url, headers, content, self._ak, self._sk)  # fresh date
+            response = await self.http.request(method, url, content=content, headers=headers)
+            if response.status_code >= 300:
+                raise _error(response, what)
+            return response
+
+        try:
+            return await retry(attempt, policy=self.retry, retry_on=_transient, what=what)
+        except httpx.TransportError as exc:
+            raise ConnectionLost(f"{what} failed: {type(exc).__name__}: {exc}") from None
+
+    @staticmethod
+    def _decode(decoder: msgspec.json.Decoder[Any], response: httpx.Response, what: str) -> Any:
+        try:
+            return decoder.decode(response.content)
+        except msgspec.DecodeError as exc:
+            raise ProtocolError(f"{what}: unexpected answer ({exc})", response.content) from None
+
+    async def create_training_job(
+        self,
+        name: str,
+        *,
+        contact: str | None = None,
+        command_message: str | None = None,
+        video_multipart_count: int | None = None,
+        action_video_multipart_count: int | None = None,
+        is_background_replacement: bool | None = None,
+        batch_name: str | None = None,
+        tags: list[str] | None = None,
+        model_version: str | None = None,
+        is_flexus: bool | None = None,
+        is_only_human_model: bool | None = None,
+        audio_source_type: str | None = None,
+        voice_properties: VoiceProperties | Mapping[str, str] | None = None,
+        supported_service: list[str] | None = None,
+    ) -> CreateJobResponse:
+        """Create a job (every body rule checked first); returns its presigned upload URLs."""
+        if isinstance(voice_properties, Mapping):
+            given = dict(voice_properties)
+            try:
+                voice_properties = msgspec.convert(given, VoiceProperties)
+            except msgspec.ValidationError as exc:
+                raise ValidationError("voice_properties", given, str(exc)) from None
+        request = check_create_request(
+            CreateJobRequest(
+                name=name,
+                contact=contact,
+                command_message=command_message,
+                video_multipart_count=video_multipart_count,
+                action_video_multipart_count=action_video_multipart_count,
+                is_background_replacement=is_background_replacement,
+                batch_name=batch_name,
+                tags=tags,
+                model_version=model_version,
+                is_flexus=is_flexus,
+                is_only_human_model=is_only_human_model,
+                audio_source_type=audio_source_type,
+                voice_properties=voice_properties,
+                supported_service=supported_service,
+            )
+        )
+        response = await self._call("POST", "/jobs", what="create training job", body=request)
+        job: CreateJobResponse = self._decode(_create_decoder, response, "create training job")
+        log.info(
+            "created MetaStudio training job %s (%d video parts)",
+            job.job_id,
+            len(job.training_video_upload_url),
+        )
+        return job
+
+    async def command(
+        self,
+        job_id: str,
+        command: str,
+        *,
+        command_message: str | None = None,
+        comment_data: str | None = None,
+    ) -> CommandResult:
+        """Run a job command (``GET_MULTIPART_UPLOADED``, ``SUBMITVERIFYING``…)."""
+        body = CommandRequest(
+            command=command, command_message=command_message, comment_data=comment_data
+        )
+        response = await self._call(
+            "POST", f"/jobs/{quote(job_id, safe='')}/command", what=f"command {command}", body=body
+        )
+        result: CommandResult = self._decode(_command_decoder, response, f"command {command}")
+        return result
+
+    async def _command_ok(self, job_id: str, command: str) -> CommandResult:
+        result = await self.command(job_id, command)
+        if not result.ok:
+            raise ServiceError("EXCUTE_FAILED", f"{command}: {result.excute_failed_msg or ''}")
+        return result
+
+    async def uploaded_parts(self, job_id: str, *, action_video: bool = False) -> set[int]:
+        """Part numbers the service has received (``GET_MULTIPART_UPLOADED``)."""
+        command = (
+            "GET_ACTION_VIDEO_MULTIPART_UPLOADED" if action_video else "GET_MULTIPART_UPLOADED"
+        )
+        result = await self._command_ok(job_id, command)
+        return {p.part_number for p in result.multipart_data}
+
+    async def confirm_uploaded(self, job_id: str, *, action_video: bool = False) -> CommandResult:
+        """``CONFIRM_MULTIPART_UPLOADED``: every part is there; the video can be assembled."""
+        command = (
+            "CONFIRM_ACTION_VIDEO_MULTIPART_UPLOADED"
+            if action_video
+            else "CONFIRM_MULTIPART_UPLOADED"
+        )
+        return await self._command_ok(job_id, command)
+
+    async def submit(self, job_id: str) -> CommandResult:
+        """``SUBMITVERIFYING``: hand the job to review and training."""
+        return await self._command_ok(job_id, "SUBMITVERIFYING")
+
+    async def show_job(self, job_id: str) -> Job:
+        response = await self._call("GET", f"/jobs/{quote(job_id, safe='')}", what="show job")
+        job: Job = self._decode(_job_decoder, response, "show job")
+        return job
+
+    async def list_jobs(
+        self,
+        *,
+        offset: int = 0,
+        limit: int = 10,
+        state: str | list[str] | None = None,
+        batch_name: str | None = None,
+        name: str | None = None,
+    ) -> JobList:
+        params: dict[str, str | int] = {"offset": offset, "limit": limit}
+        if state:
+            params["state"] = state if isinstance(state, str) else ",".join(state)
+        if batch_name:
+            params["batch_name"] = batch_name
+        if name:
+            params["name"] = name
+        response = await self._call("GET", "/jobs", what="list jobs", params=params)
+        jobs: JobList = self._decode(_list_decoder, response, "list jobs")
+        return jobs
+
+    async def delete_job(self, job_id: str) -> None:
+        await self._call("DELETE", f"/jobs/{quote(job_id, safe='')}", what="delete job")
+
+    async def wait(
+        self,
+        job_id: str,
+        *,
+        until: str | Callable[[str], bool] = is_success,
+        timeout: float | None = None,
+        poll_interval: float = 5.0,
+        max_poll_interval: float = 60.0,
+    ) -> Job:
+        """Poll the job until ``until`` (a state, or a predicate on it) holds.
+
+        Raises :class:`TrainingFailed` when the job fails first, and
+        :class:`TimeoutError` after ``timeout`` seconds.
+        """
+        reached = (lambda s: s == until) if isinstance(until, str) else until
+        delay = poll_interval
+        with anyio.move_on_after(timeout):
+            while True:
+                job = await self.show_job(job_id)
+                if reached(job.state):
+                    return job
+                if is_failed(job.state):
+                    raise TrainingFailed(job_id, job)
+                await anyio.sleep(delay)
+                delay = min(delay * 1.5, max_poll_interval)
+        raise TimeoutError(f"job {job_id} not done after {timeout}s (state {job.state})")
+
+    # -- presigned uploads -------------------------------------------------
+
+    async def upload_parts(
+        self,
+        job_id: str,
+        urls: list[str],
+        path: str | os.PathLike[str],
+        *,
+        action_video: bool = False,
+        on_progress: Callable[[UploadProgress], None] | None = None,
+    ) -> None:
+        """PUT ``path`` split into ``len(urls)`` parts, concurrently (``max_concurrency``).
+
+        Each presigned URL works once: a part whose outcome is unknown (the
+        connection died) is looked up with ``GET_MULTIPART_UPLOADED`` before
+        it is ever sent again, and parts the service already has (from an
+        interrupted run) are skipped, so running this again resumes.
+        """
+        source = Path(path)
+        size = (await anyio.Path(source).stat()).st_size
+        if not urls:
+            raise ValidationError("urls", [], "the job has no upload URLs for this file")
+        if size < len(urls):
+            raise ValidationError(
+                "path",
+                str(source),
+                f"has {size} bytes: fewer than the {len(urls)} parts the job expects",
+            )
+        part_bytes = math.ceil(size / len(urls))
+        parts = [
+            PresignedUpload(
+                url, source, i * part_bytes, min(part_bytes, size - i * part_bytes), OCTET, i + 1
+            )
+            for i, url in enumerate(urls)
+        ]
+        # Parts the service already has (an earlier, interrupted run) are skipped:
+        # their URLs are spent, and the bytes are there.
+        present = await self.uploaded_parts(job_id, action_video=action_video)
+        acked = sum(p.length for p in parts if p.part_number in present)
+        done = len(present & {p.part_number for p in parts})
+        parts_total = len(parts)
+        parts = [p for p in parts if p.part_number not in present]
+        limiter = anyio.CapacityLimiter(self.max_concurrency)
+
+        async def one(part: PresignedUpload) -> None:
+            nonlocal acked, done
+            async with limiter:
+                await self._put_part(job_id, part, action_video=action_video)
+            acked += part.length
+            done += 1
+            if on_progress is not None:
+                on_progress(UploadProgress(acked, size, done, parts_total))
+
+        if on_progress is not None:
+            on_progress(UploadProgress(acked, size, done, parts_total))
+        await _run_all([functools.partial(one, p) for p in parts])
+
+    async def _put_part(self, job_id: str, part: PresignedUpload, *, action_video: bool) -> None:
+        outcome_unknown = False
+
+        async def attempt() -> None:
+            nonlocal outcome_unknown
+            if outcome_unknown:
+                outcome_unknown = False
+                seen = await self.uploaded_parts(job_id, action_video=action_video)
+                if part.part_number in seen:
+                    log.info(
+                        "part %s of job %s arrived after all; not resending",
+                        part.part_number,
+                        job_id,
+                    )
+                    return
+            try:
+                await self._put(part)
+            except (
+                httpx.ReadError,
+                httpx.RemoteProtocolError,
+                httpx.ReadTimeout,
+                httpx.WriteError,
+                httpx.WriteTimeout,
+            ):
+                outcome_unknown = True  # the service may have the bytes: ask before resending
+                raise
+
+        try:
+            await retry(
+                attempt,
+                policy=self.upload_retry,
+                retry_on=_transient,
+                what=f"PUT part {part.part_number} of job {job_id}",
+            )
+        except httpx.TransportError as exc:
+            raise ConnectionLost(
+                f"PUT of part {part.part_number} failed: {type(exc).__name__}"
+            ) from None
+
+    async def _put(self, upload: PresignedUpload) -> None:
+        headers = {"Content-Type": upload.content_type, "Content-Length": str(upload.length)}
+        response = await self.http.put(upload.url, content=upload.body(), headers=headers)
+        if response.status_code >= 300:
+            # the URL's query is a credential: only its redacted form may be shown
+            raise _error(response, f"PUT {redact_url(upload.url)}")
+
+    async def upload_file(
+        self, url: str, path: str | os.PathLike[str], *, content_type: str = OCTET
+    ) -> None:
+        """PUT one whole file (cover, ID-card images, grant file, audio zip)."""
+        source = Path(path)
+        size = (await anyio.Path(source).stat()).st_size
+        upload = PresignedUpload(url, source, 0, size, content_type)
+        await retry(
+            lambda: self._put(upload),
+            policy=self.upload_retry,
+            retry_on=_server_error,
+            what=f"PUT {source.name}",
+        )
+
+    # -- the whole flow ------------------------------------------------------
+
+    async def train(
+        self,
+        name: str,
+        *,
+        video: str | os.PathLike[str],
+        action_video: str | os.PathLike[str] | None = None,
+        audio: str | os.PathLike[str] | None = None,
+        cover: str | os.PathLike[str] | None = None,
+        id_card_images: tuple[str | os.PathLike[str], str | os.PathLike[str]] | None = None,
+        grant_file: str | os.PathLike[str] | None = None,
+        part_bytes: int = DEFAULT_PART_BYTES,
+        check_video: bool = True,
+        wait: bool = True,
+        timeout: float | None = None,
+        poll_interval: float = 5.0,
+        on_progress: Callable[[UploadProgress], None] | None = None,
+        **fields: Any,
+    ) -> Job:
+        """Create the job, upload everything, confirm, submit, and (by default) wait."""
+        paths = {
+            "video": video,
+            "action_video": action_video,
+            "audio": audio,
+            "cover": cover,
+            "grant_file": grant_file,
+        }
+        if id_card_images is not None:
+            paths["id_card_image1"], paths["id_card_image2"] = id_card_images
+        files = {k: _readable(k, v) for k, v in paths.items() if v is not None}
+        if check_video:
+            await anyio.to_thread.run_sync(_check_training_video, files["video"])
+
+        def count(path: Path) -> int:
+            return max(1, min(1000, math.ceil(path.stat().st_size / part_bytes)))
+
+        fields.setdefault("video_multipart_count", count(files["video"]))
+        if "action_video" in files:
+            fields.setdefault("action_video_multipart_count", count(files["action_video"]))
+        if "audio" in files:
+            fields.setdefault("audio_source_type", "AUDIO")
+        job = await self.create_training_job(name, **fields)
+        singles = {
+            "audio": (job.audio_upload_url, ZIP),
+            "cover": (job.cover_upload_url, OCTET),
+            "id_card_image1": (job.id_card_image1_upload_url, OCTET),
+            "id_card_image2": (job.id_card_image2_upload_url, OCTET),
+            "grant_file": (job.grant_file_upload_url, OCTET),
+        }
+        calls: list[Callable[[], Any]] = [
+            lambda: self.upload_parts(
+                job.job_id, job.training_video_upload_url, files["video"], on_progress=on_progress
+            )
+        ]
+        if "action_video" in files:
+            calls.append(
+                lambda: self.upload_parts(
+                    job.job_id,
+                    job.action_video_upload_url,
+                    files["action_video"],
+                    action_video=True,
+                )
+            )
+        for key, (url, content_type) in singles.items():
+            if key in files:
+                if url is None:
+                    raise ProtocolError(f"the job has no upload URL for {key}")
+                calls.append(
+                    functools.partial(self.upload_file, url, files[key], content_type=content_type)
+                )
+        await _run_all(calls)
+        await self.confirm_uploaded(job.job_id)
+        if "action_video" in files:
+            await self.confirm_uploaded(job.job_id, action_video=True)
+        await self.submit(job.job_id)
+        if not wait:
+            return await self.show_job(job.job_id)
+        return await self.wait(job.job_id, timeout=timeout, poll_interval=poll_interval)
+
+
+def _server_error(exc: Exception) -> bool:
+    """Retry a whole-file PUT only on a definite failure answer, never on an unknown outcome:
+    a URL that may have been used cannot be checked for single files."""
+    return isinstance(exc, ServiceError) and exc.retryable
+
+
+async def _run_all(calls: list[Callable[[], Any]]) -> None:
+    """Run the calls concurrently; the first error is raised as itself (not a group)."""
+    errors: list[Exception] = []
+
+    async def guard(call: Callable[[], Any]) -> None:
+        try:
+            await call()
+        except Exception as exc:
+            if not errors:
+                errors.append(exc)
+            tg.cancel_scope.cancel()  # one failed: stop the others
+
+    async with anyio.create_task_group() as tg:
+        for call in calls:
+            tg.start_soon(guard, call)
+    if errors:
+        raise errors[0]
+
+
+def _readable(field: str, path: str | os.PathLike[str]) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise ValidationError(field, str(p), "is not a readable file")
+    if p.stat().st_size == 0:
+        raise ValidationError(field, str(p), "is empty")
+    return p
+
+
+def _check_training_video(path: Path) -> None:
+    """mp4, 1080p or 4K, 3 to 10 minutes (else review rejects it) — checked with PyAV."""
+    if path.suffix.lower() != ".mp4":
+        raise ValidationError("video", str(path), "must be an mp4 file")
+    try:
+        import av
+    except ImportError:
+        log.debug("PyAV not installed: skipping the training video checks")
+        return
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise ValidationError("video", str(path), "has no video stream")
+            stream = container.streams.video[0]
+            size = (int(stream.codec_context.width), int(stream.codec_context.height))
+            seconds = float(container.duration or 0) / 1_000_000
+    except av.error.FFmpegError as exc:
+        raise ValidationError("video", str(path), f"is not a readable video ({exc})") from None
+    if size not in VIDEO_RESOLUTIONS:
+        raise ValidationError(
+            "video",
+            str(path),
+            f"is {size[0]}x{size[1]}: must be 1080p or 4K (check_video=False skips this check)",
+        )
+    low, high = VIDEO_SECONDS
+    if not low <= seconds <= high:
+        raise ValidationError(
+            "video",
+            str(path),
+            f"lasts {seconds:.0f} s: must be 3 to 10 minutes (check_video=False skips this check)",
+        )

@@ -1,0 +1,247 @@
+"""``session.voice``: SAMI VoiceConversion (SPEC §3, doc 002)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+import anyio
+import httpx
+import msgspec
+
+from avatarkit._redact import protected_logger, redact_url
+from avatarkit._retry import retry
+from avatarkit.digime.upload import transient
+from avatarkit.errors import ConnectionLost, ValidationError
+from avatarkit.voice.probe import probe_duration
+from avatarkit.voice.rules import (
+    NAMESPACE,
+    VERSION,
+    check_audio_config,
+    check_duration,
+    check_enable_background,
+    check_size,
+    classify_source,
+)
+from avatarkit.voice.rules import check_speaker as _check_speaker  # a flag of convert()
+from avatarkit.voice.wire import (
+    AudioConfig,
+    ConvertPayload,
+    InvokeRequest,
+    QueryInvokeRequest,
+    check_response,
+    encode,
+)
+
+if TYPE_CHECKING:
+    from avatarkit._session import AvatarSession
+
+__all__ = ["ConvertedAudio", "VoiceClient"]
+
+log = protected_logger("avatarkit.voice")
+# httpx logs every request's URL at INFO; with auth="query" that URL carries the
+# token, so its records are scrubbed like ours.
+protected_logger("httpx")
+
+_HEADERS: Final = {"Content-Type": "application/json"}
+
+
+class ConvertedAudio:
+    """Converted audio: ``data`` in ``format`` at ``sample_rate`` Hz with ``channel`` channels.
+
+    ``payload`` is the response's ``payload`` parsed when it is JSON (else the
+    string as sent, ``None`` when absent); ``task_id`` identifies the call
+    for the vendor's support.
+    """
+
+    __slots__ = ("channel", "data", "format", "payload", "sample_rate", "task_id")
+
+    def __init__(
+        self,
+        *,
+        data: bytes,
+        format: str,
+        sample_rate: int,
+        channel: int,
+        task_id: str,
+        payload: Any = None,
+    ) -> None:
+        self.data = data
+        self.format = format
+        self.sample_rate = sample_rate
+        self.channel = channel
+        self.task_id = task_id
+        self.payload = payload
+
+    def __repr__(self) -> str:
+        return (
+            f"ConvertedAudio(<{len(self.data)} bytes>, format={self.format!r}, "
+            f"sample_rate={self.sample_rate}, channel={self.channel}, task_id={self.task_id!r})"
+        )
+
+    async def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the audio to ``path`` (atomically: a temp file renamed at the end)."""
+        target = Path(path)
+        partial = target.with_name(f".{target.name}.partial")
+        try:
+            await anyio.Path(partial).write_bytes(self.data)
+            await anyio.Path(partial).rename(target)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await anyio.Path(partial).unlink(missing_ok=True)
+            raise
+        return target
+
+
+def _parse_payload(text: str | None) -> Any:
+    if not text:
+        return None
+    try:
+        return msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        return text
+
+
+def _read_checked(path: Path) -> bytes:
+    """The file's bytes after the size and duration rules (runs in a worker thread)."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise ValidationError("source", str(path), "does not exist") from None
+    except OSError as exc:
+        raise ValidationError("source", str(path), f"cannot be read: {exc.strerror}") from None
+    if not path.is_file():
+        raise ValidationError("source", str(path), "is not a regular file")
+    check_size(info.st_size, str(path))  # before reading: a 5 GB file is refused unread
+    try:
+        check_duration(probe_duration(path=path), str(path))
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ValidationError("source", str(path), f"cannot be read: {exc.strerror}") from None
+    check_size(len(data), str(path))  # it may have changed since the stat
+    return data
+
+
+def _checked_bytes(data: bytes) -> bytes:
+    check_duration(probe_duration(data=data), f"<{len(data)} bytes>")
+    return data
+
+
+class VoiceClient:
+    """Voice conversion through ``session.voice``; one request per conversion."""
+
+    def __init__(self, session: AvatarSession) -> None:
+        self._session = session
+
+    def __repr__(self) -> str:
+        return f"VoiceClient(url={redact_url(self._session.endpoints.sami)!r})"
+
+    async def convert(
+        self,
+        source: str | os.PathLike[str] | bytes,
+        *,
+        speaker: str,
+        format: Literal["wav", "mp3", "aac"] = "wav",
+        sample_rate: int = 24000,
+        channel: int = 1,
+        enable_background: bool = False,
+        check_speaker: bool = True,
+        auth: Literal["body", "query"] = "body",
+        timeout: float | None = None,
+    ) -> ConvertedAudio:
+        """Convert ``source`` (a path, the audio's bytes, or an http(s) URL) to ``speaker``'s voice.
+
+        Every rule of doc 002 is checked first (:class:`ValidationError`):
+        speaker in the documented table (``check_speaker=False`` lets new
+        speakers through), output format/sample_rate/channel, input not empty,
+        at most 100 MB and — where the duration can be read (WAV, ``.pcm`` as
+        16 kHz mono s16le, others with PyAV) — at most 10 minutes.  A URL is
+        sent as ``payload.url`` for the service to fetch.  ``auth="query"``
+        sends the credentials in the query string (the doc's Go demo) instead
+        of the body.  Transport errors, 5xx and 429 are retried with the
+        session's retry policy; ``timeout`` overrides the session's for this
+        call (long inputs take a while to convert).
+        """
+        speaker = _check_speaker(speaker, known=check_speaker)
+        fmt, rate, channels = check_audio_config(format, sample_rate, channel)
+        check_enable_background(enable_background)
+        if auth not in ("body", "query"):
+            raise ValidationError("auth", auth, "must be 'body' or 'query'")
+        kind, value = classify_source(source)
+        url: str | msgspec.UnsetType = msgspec.UNSET
+        data = b""
+        if kind == "url":
+            assert isinstance(value, str)
+            url = value
+        elif kind == "path":
+            assert isinstance(value, Path)
+            data = await anyio.to_thread.run_sync(_read_checked, value)
+        else:
+            assert isinstance(value, bytes)
+            data = await anyio.to_thread.run_sync(_checked_bytes, value)
+
+        payload = encode(
+            ConvertPayload(
+                speaker=speaker,
+                url=url,
+                enable_background=enable_background,
+                audio_config=AudioConfig(format=fmt, sample_rate=rate, channel=channels),
+            )
+        ).decode()
+        session = self._session
+        endpoint = session.endpoints.sami
+        params: dict[str, str] | None = None
+        if auth == "body":
+            body = encode(
+                InvokeRequest(
+                    appkey=session.sami_appkey, token=session.sami_token, payload=payload, data=data
+                )
+            )
+        else:
+            body = encode(QueryInvokeRequest(payload=payload, data=data))
+            params = {
+                "appkey": session.sami_appkey,
+                "token": session.sami_token,
+                "namespace": NAMESPACE,
+                "version": VERSION,
+            }
+        what = f"voice conversion to {speaker}"
+        log.debug(
+            "%s: POST %s (%d bytes of audio%s, auth in %s) -> %s %d Hz x%d",
+            what,
+            redact_url(endpoint),
+            len(data),
+            f", url {redact_url(url)}" if isinstance(url, str) else "",
+            auth,
+            fmt,
+            rate,
+            channels,
+        )
+        http = session.http
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+
+        async def attempt() -> ConvertedAudio:
+            response = await http.post(
+                endpoint, content=body, headers=_HEADERS, params=params, **extra
+            )
+            result = check_response(response.content, status=response.status_code)
+            return ConvertedAudio(
+                data=result.data,
+                format=fmt,
+                sample_rate=rate,
+                channel=channels,
+                task_id=result.task_id,
+                payload=_parse_payload(result.payload),
+            )
+
+        try:
+            converted = await retry(attempt, policy=session.retry, retry_on=transient, what=what)
+        except httpx.TransportError as exc:
+            # The exception's request holds the URL, so its text is rebuilt (and
+            # scrubbed by AvatarError) rather than chained.
+            raise ConnectionLost(
+                f"{what} failed after retries: {type(exc).__name__}: {exc}"
+            ) from None
+        log.debug("%s: task %s, %d bytes", what, converted.task_id, len(converted.data))
+        return converted
