@@ -9,6 +9,7 @@
 ``avatarkit voice convert IN -o OUT --speaker S``  voice conversion (SAMI)
 ``avatarkit train CONF_NAME``      start training; ``--wait`` to wait for the result
 ``avatarkit status CONF_NAME``     training state
+``avatarkit metastudio train|jobs|show``  Huawei MetaStudio training jobs
 
 Errors print one line to stderr: exit 2 for bad input, 1 for service or
 connection errors, 130 on Ctrl-C.
@@ -32,6 +33,7 @@ from avatarkit._session import AvatarSession, Endpoints
 from avatarkit.digime.upload import UploadProgress, UploadResult
 from avatarkit.digime.wire import TrainingInfo
 from avatarkit.errors import AvatarError, TrainingFailed, ValidationError
+from avatarkit.metastudio import Job, MetaStudio
 from avatarkit.tta import events as ev
 
 __all__ = ["main"]
@@ -302,6 +304,53 @@ async def _cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _job_dict(job: Job) -> dict[str, Any]:
+    data: dict[str, Any] = msgspec.to_builtins(job)
+    return data
+
+
+async def _cmd_metastudio(args: argparse.Namespace) -> int:
+    async with MetaStudio.from_env() as ms:
+        if args.metastudio_command == "jobs":
+            listed = await ms.list_jobs(offset=args.offset, limit=args.limit, state=args.state)
+            lines = [f"{j.job_id}  {j.state:<32} {j.name or ''}" for j in listed.jobs]
+            _print_result(
+                args,
+                {"count": listed.count, "jobs": [_job_dict(j) for j in listed.jobs]},
+                "\n".join([f"{listed.count} jobs", *lines]),
+            )
+            return EXIT_OK
+        if args.metastudio_command == "show":
+            job = await ms.show_job(args.job_id)
+            _print_result(args, _job_dict(job), f"{job.job_id}  {job.state}  {job.name or ''}")
+            return EXIT_OK
+        bar = _ProgressBar(Path(args.video).name, enabled=not args.json)
+        extra: dict[str, Any] = {}
+        for name in ("contact", "batch_name"):
+            if getattr(args, name):
+                extra[name] = getattr(args, name)
+        try:
+            job = await ms.train(
+                args.name,
+                video=args.video,
+                action_video=args.action_video,
+                audio=args.audio,
+                cover=args.cover,
+                id_card_images=tuple(args.id_card) if args.id_card else None,
+                grant_file=args.grant_file,
+                part_bytes=int(args.part_mib * 1024 * 1024),
+                check_video=not args.no_video_check,
+                wait=not args.no_wait,
+                timeout=args.timeout,
+                on_progress=bar,
+                **extra,
+            )
+        finally:
+            bar.close()
+    _print_result(args, _job_dict(job), f"job {job.job_id}: {job.state}")
+    return EXIT_OK
+
+
 def _emulator_options(args: argparse.Namespace) -> Any:
     from avatarkit.emulator import EmulatorOptions
 
@@ -328,12 +377,23 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
 
     def announce(port: int) -> None:
         base = f"{host}:{port}"
+        exports = {
+            "AVATARKIT_APPID": options.appid,
+            "AVATARKIT_TOKEN": options.token,
+            "AVATARKIT_TTA_URL": f"ws://{base}/api/v1/volc_virtual_human/tta",
+            "AVATARKIT_DIGIME_URL": f"http://{base}/virtual_human/avatar_platform/digime",
+            "AVATARKIT_SAMI_URL": f"http://{base}/api/v1/invoke",
+            "AVATARKIT_SAMI_APPKEY": options.sami_appkey or options.appid,
+            "AVATARKIT_SAMI_TOKEN": options.sami_token or options.token,
+            "METASTUDIO_ENDPOINT": f"http://{base}",
+            "METASTUDIO_PROJECT_ID": options.metastudio_project_id,
+            "CLOUD_SDK_AK": options.metastudio_ak,
+            "CLOUD_SDK_SK": options.metastudio_sk,
+        }
         print(f"avatarkit emulator listening on http://{base} — point the SDK at it with:")
-        print(f"  export AVATARKIT_APPID={options.appid}")
-        print(f"  export AVATARKIT_TOKEN={options.token}")
-        print(f"  export AVATARKIT_TTA_URL=ws://{base}/api/v1/volc_virtual_human/tta")
-        print(f"  export AVATARKIT_DIGIME_URL=http://{base}/virtual_human/avatar_platform/digime")
-        print(f"  export AVATARKIT_SAMI_URL=http://{base}/api/v1/invoke", flush=True)
+        for name, value in exports.items():
+            print(f"  export {name}={value}")
+        print(flush=True)  # a blank line ends the banner
 
     serve(args.host, args.port, options, log_level=args.log_level, on_ready=announce)
     return EXIT_OK
@@ -427,6 +487,32 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("conf_name")
     status.add_argument("--json", action="store_true")
 
+    meta = sub.add_parser("metastudio", help="Huawei MetaStudio 2D-avatar training jobs")
+    meta_sub = meta.add_subparsers(dest="metastudio_command", required=True)
+    mtrain = meta_sub.add_parser("train", help="create a job, upload, submit and wait")
+    mtrain.add_argument("--name", required=True)
+    mtrain.add_argument("--video", required=True, help="training video (mp4, 1080p/4K, 3-10 min)")
+    mtrain.add_argument("--action-video")
+    mtrain.add_argument("--audio", help="audio zip")
+    mtrain.add_argument("--cover")
+    mtrain.add_argument("--id-card", nargs=2, metavar=("FRONT", "BACK"))
+    mtrain.add_argument("--grant-file")
+    mtrain.add_argument("--contact")
+    mtrain.add_argument("--batch-name")
+    mtrain.add_argument("--part-mib", type=float, default=64.0, help="bytes per presigned part")
+    mtrain.add_argument("--no-video-check", action="store_true")
+    mtrain.add_argument("--no-wait", action="store_true", help="return once submitted")
+    mtrain.add_argument("--timeout", type=float)
+    mtrain.add_argument("--json", action="store_true")
+    mjobs = meta_sub.add_parser("jobs", help="list training jobs")
+    mjobs.add_argument("--state", help="comma-separated states")
+    mjobs.add_argument("--limit", type=int, default=10)
+    mjobs.add_argument("--offset", type=int, default=0)
+    mjobs.add_argument("--json", action="store_true")
+    mshow = meta_sub.add_parser("show", help="one training job")
+    mshow.add_argument("job_id")
+    mshow.add_argument("--json", action="store_true")
+
     emu = sub.add_parser("emulator", help="run the local emulator in the foreground")
     emu.add_argument("--host", default="127.0.0.1")
     emu.add_argument("--port", type=int, default=8765)
@@ -459,6 +545,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "upload": _cmd_upload,
             "voice-clone": _cmd_voice_clone_upload,
             "voice": _cmd_voice_convert,
+            "metastudio": _cmd_metastudio,
             "train": _cmd_train,
             "status": _cmd_status,
         }

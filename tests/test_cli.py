@@ -210,3 +210,51 @@ def test_progress_bar_on_a_terminal(monkeypatch) -> None:  # type: ignore[no-unt
     quiet = _ProgressBar("x", enabled=False)  # --json: no bar
     quiet(UploadProgress(1, 2, 1, 2))
     assert screen.getvalue().count("\r") == 2
+
+
+def test_metastudio_commands(tmp_path: Path) -> None:
+    from avatarkit.emulator.process import spawn_emulator
+
+    video = tmp_path / "talk.mp4"
+    video.write_bytes(os.urandom(300_000))
+    with spawn_emulator("--set", "metastudio_step_seconds=0.01") as proc:
+        env = {**ENV, **{k: v for k, v in proc.env.items() if not k.startswith("AVATARKIT_")}}
+
+        def cli(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "avatarkit", "metastudio", *args],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                env=env,
+            )
+
+        train = cli(
+            "train",
+            "--name",
+            "命令行",
+            "--video",
+            str(video),
+            "--no-video-check",
+            "--part-mib",
+            "0.1",
+            "--contact",
+            "13800000000",
+            "--json",
+        )
+        assert train.returncode == 0, train.stderr
+        job = json.loads(train.stdout)
+        assert job["state"] == "JOB_SUCCESS"
+        jobs = cli("jobs", "--state", "JOB_SUCCESS")
+        assert jobs.returncode == 0 and job["job_id"] in jobs.stdout and "命令行" in jobs.stdout
+        show = cli("show", job["job_id"], "--json")
+        assert json.loads(show.stdout)["name"] == "命令行"
+        missing = cli("show", "0" * 32)
+        assert missing.returncode == 1 and "MSS.00000005" in missing.stderr
+        bad = cli(
+            "train", "--name", "x", "--video", str(video), "--no-video-check", "--part-mib", "0"
+        )
+        assert bad.returncode == 2
+        for result in (train, jobs, show, missing, bad):
+            for secret in (proc.env["CLOUD_SDK_SK"], proc.env["CLOUD_SDK_AK"]):
+                assert secret not in result.stdout + result.stderr

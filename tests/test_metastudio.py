@@ -192,6 +192,15 @@ def test_client_arguments() -> None:
     with pytest.raises(ValidationError) as info:
         MetaStudio("p", region="cn-north-4", ak="a", sk="s", app_user_id="用户1")
     assert info.value.field == "app_user_id"
+
+    async def train_with_zero_parts() -> None:
+        await MetaStudio("p", region="r", token="tok-abcdefgh").train(
+            "x", video="v.mp4", part_bytes=0
+        )
+
+    with pytest.raises(ValidationError) as info:
+        anyio.run(train_with_zero_parts)
+    assert info.value.field == "part_bytes"
     ms = MetaStudio("p", region="cn-north-4", token="tok-abcdefgh")
     assert ms.endpoint == "https://metastudio.cn-north-4.myhuaweicloud.com"
     assert "tok-abcdefgh" not in repr(ms)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ class EmulatorProcess:
     appid: str
     token: str
     endpoints: Endpoints
+    env: dict[str, str]  # the banner's variables: AVATARKIT_*, METASTUDIO_*, CLOUD_SDK_*
 
     def session(self, **kwargs: Any) -> AvatarSession:
         """An :class:`AvatarSession` pointed at this emulator."""
@@ -49,37 +51,43 @@ def spawn_emulator(*args: str, host: str = "127.0.0.1") -> Iterator[EmulatorProc
         "warning",
         *args,
     ]
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        assert proc.stdout is not None
-        banner = proc.stdout.readline()
-        if "listening on http://" not in banner:
-            err = proc.stderr.read() if proc.stderr else ""
-            raise RuntimeError(f"the emulator did not start: {banner}{err}")
-        exports = dict(
-            proc.stdout.readline().strip().removeprefix("export ").split("=", 1) for _ in range(5)
+    # stderr goes to a file, not a pipe: an undrained pipe would block the emulator
+    # once its logs fill the pipe's buffer.
+    with tempfile.TemporaryFile(mode="w+") as errors:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        port = int(banner.split("listening on http://")[1].split()[0].rsplit(":", 1)[1])
-        yield EmulatorProcess(
-            port=port,
-            appid=exports["AVATARKIT_APPID"],
-            token=exports["AVATARKIT_TOKEN"],
-            endpoints=Endpoints(
-                tta=exports["AVATARKIT_TTA_URL"],
-                digime=exports["AVATARKIT_DIGIME_URL"],
-                sami=exports["AVATARKIT_SAMI_URL"],
-            ),
-        )
-    finally:
-        proc.terminate()
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            assert proc.stdout is not None
+            banner = proc.stdout.readline()
+            if "listening on http://" not in banner:
+                proc.wait(timeout=10)
+                errors.seek(0)
+                raise RuntimeError(f"the emulator did not start: {banner}{errors.read()}")
+            exports: dict[str, str] = {}
+            while line := proc.stdout.readline().strip():  # the banner ends at a blank line
+                name, _, value = line.removeprefix("export ").partition("=")
+                exports[name] = value
+            port = int(banner.split("listening on http://")[1].split()[0].rsplit(":", 1)[1])
+            yield EmulatorProcess(
+                port=port,
+                appid=exports["AVATARKIT_APPID"],
+                token=exports["AVATARKIT_TOKEN"],
+                endpoints=Endpoints(
+                    tta=exports["AVATARKIT_TTA_URL"],
+                    digime=exports["AVATARKIT_DIGIME_URL"],
+                    sami=exports["AVATARKIT_SAMI_URL"],
+                ),
+                env=exports,
+            )
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

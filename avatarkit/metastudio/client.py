@@ -595,6 +595,8 @@ class MetaStudio:
         }
         if id_card_images is not None:
             paths["id_card_image1"], paths["id_card_image2"] = id_card_images
+        if isinstance(part_bytes, bool) or not isinstance(part_bytes, int) or part_bytes < 1:
+            raise ValidationError("part_bytes", part_bytes, "must be a positive number of bytes")
         files = {k: _readable(k, v) for k, v in paths.items() if v is not None}
         if check_video:
             await anyio.to_thread.run_sync(_check_training_video, files["video"])
