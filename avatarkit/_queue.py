@@ -9,6 +9,7 @@ second that extra loop pass per wake-up is measurable (see
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 import anyio
@@ -28,7 +29,16 @@ class EventQueue(Generic[T]):
     Cancellation-safe: a cancelled ``get`` or ``put`` takes or adds nothing.
     """
 
-    __slots__ = ("_closed", "_items", "_not_empty", "_not_full", "_size")
+    __slots__ = (
+        "_closed",
+        "_items",
+        "_not_empty",
+        "_not_full",
+        "_pause",
+        "_paused",
+        "_resume",
+        "_size",
+    )
 
     def __init__(self, size: int) -> None:
         if size < 1:
@@ -38,6 +48,14 @@ class EventQueue(Generic[T]):
         self._closed = False
         self._not_empty: anyio.Event | None = None
         self._not_full: anyio.Event | None = None
+        self._pause: Callable[[], None] | None = None
+        self._resume: Callable[[], None] | None = None
+        self._paused = False
+
+    def watermarks(self, pause: Callable[[], None], resume: Callable[[], None]) -> None:
+        """For a producer that cannot wait (a protocol callback): ``pause`` is called when
+        :meth:`force_put` fills the queue, ``resume`` once it has drained to half."""
+        self._pause, self._resume = pause, resume
 
     def __len__(self) -> int:
         return len(self._items)
@@ -68,6 +86,19 @@ class EventQueue(Generic[T]):
         self._wake_getter()
         return True
 
+    def force_put(self, item: T) -> None:
+        """Add ``item`` even when full, and ask the producer to pause (see :meth:`watermarks`).
+
+        The overshoot is bounded by what the producer already had in hand when
+        it was asked to pause (one socket read)."""
+        if self._closed:
+            raise Closed
+        self._items.append(item)
+        self._wake_getter()
+        if not self._paused and len(self._items) >= self._size and self._pause is not None:
+            self._paused = True
+            self._pause()
+
     async def put(self, item: T) -> None:
         while not self.put_nowait(item):
             event = self._not_full = anyio.Event()
@@ -80,6 +111,10 @@ class EventQueue(Generic[T]):
             if self._not_full is not None:
                 self._not_full.set()
                 self._not_full = None
+            if self._paused and len(self._items) <= self._size // 2:
+                self._paused = False
+                assert self._resume is not None
+                self._resume()
             return item
         if self._closed:
             raise Closed

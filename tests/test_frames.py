@@ -298,3 +298,85 @@ def test_json_frames_with_garbage_raise_only_protocol_error(header: str, body: b
 def test_event_json_garbage_raises_only_protocol_error(value: object) -> None:
     with contextlib.suppress(ProtocolError):
         frames.decode("|DAT|02|" + json.dumps(value))
+
+
+# -- the stream's frame router (fed by the websockets protocol callback) ----
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def pause_reading(self) -> None:
+        self.calls.append("pause")
+
+    def resume_reading(self) -> None:
+        self.calls.append("resume")
+
+    def abort(self) -> None:
+        self.calls.append("abort")
+
+
+class _Conn:
+    def __init__(self) -> None:
+        self.transport = _Transport()
+
+
+def _router(queue_size: int = 8):  # type: ignore[no-untyped-def]
+    from avatarkit._queue import EventQueue
+    from avatarkit.tta.stream import _Router
+
+    class _Stream:
+        _state = "open"
+        _error = None
+
+        def __init__(self) -> None:
+            self._queue = EventQueue(queue_size)
+
+        def _fail(self, error: Exception) -> None:
+            self._error = error  # type: ignore[assignment]
+
+    stream = _Stream()
+    conn = _Conn()
+    return _Router(stream, stream._queue, conn), stream, conn  # type: ignore[arg-type]
+
+
+def test_router_reassembles_fragmented_messages() -> None:
+    from websockets.frames import Frame, Opcode
+
+    router, stream, _ = _router()
+    payload = bytes(range(256)) * 100
+    message = frames.server_video(payload)
+    router.frame(Frame(Opcode.BINARY, message[:1000], fin=False))
+    router.frame(Frame(Opcode.CONT, message[1000:5000], fin=False))
+    assert stream._queue.get_nowait() is None  # nothing until the last fragment
+    router.frame(Frame(Opcode.CONT, message[5000:], fin=True))
+    assert stream._queue.get_nowait() == ev.VideoChunk(memoryview(payload))
+    text = frames.server_event("voice_start", {"字": "幕"}).encode()
+    router.frame(Frame(Opcode.TEXT, text[:9], fin=False))
+    router.frame(Frame(Opcode.CONT, text[9:], fin=True))
+    assert stream._queue.get_nowait() == ev.VoiceStart({"字": "幕"})
+
+
+def test_router_fails_the_stream_on_a_malformed_frame() -> None:
+    from websockets.frames import Frame, Opcode
+
+    router, stream, conn = _router()
+    router.frame(Frame(Opcode.TEXT, b"|DAT|02|\xff\xfe", fin=True))
+    assert isinstance(stream._error, ProtocolError) and "UTF-8" in str(stream._error)
+    assert conn.transport.calls == ["abort"]
+    router, stream, conn = _router()
+    router.frame(Frame(Opcode.BINARY, b"|DA", fin=True))
+    assert isinstance(stream._error, ProtocolError)
+
+
+def test_router_pauses_the_socket_when_the_queue_is_full() -> None:
+    from websockets.frames import Frame, Opcode
+
+    router, stream, conn = _router(queue_size=2)
+    for _ in range(3):
+        router.frame(Frame(Opcode.BINARY, frames.server_audio(b"\x00\x01"), fin=True))
+    assert conn.transport.calls == ["pause"]
+    stream._queue.get_nowait()
+    stream._queue.get_nowait()
+    assert conn.transport.calls == ["pause", "resume"]

@@ -112,3 +112,21 @@ async def test_close_wakes_a_waiting_getter_and_putter() -> None:
         await anyio.wait_all_tasks_blocked()
         full.close()
     assert outcomes == ["get closed", "put closed"]
+
+
+def test_force_put_pauses_at_full_and_resumes_at_half() -> None:
+    calls: list[str] = []
+    queue: EventQueue[int] = EventQueue(4)
+    queue.watermarks(lambda: calls.append("pause"), lambda: calls.append("resume"))
+    for i in range(6):  # a producer that cannot wait overshoots a little
+        queue.force_put(i)
+    assert calls == ["pause"] and len(queue) == 6
+    got = [queue.get_nowait() for _ in range(3)]
+    assert got == [0, 1, 2] and calls == ["pause"]  # 3 left: above half
+    assert queue.get_nowait() == 3
+    assert calls == ["pause", "resume"]  # 2 left: half of 4
+    queue.force_put(9)
+    assert calls == ["pause", "resume"]  # not full again yet
+    queue.close()
+    with pytest.raises(Closed):
+        queue.force_put(10)

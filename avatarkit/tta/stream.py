@@ -1,9 +1,10 @@
-"""TtaStream: one TTA WebSocket session, its reader task and its iterators.
+"""TtaStream: one TTA WebSocket session, its frame router and its iterators.
 
-The I/O shell around :mod:`avatarkit.tta.frames`.  One reader task per socket
-decodes frames and puts events on a bounded queue; when the consumer is slow
-the reader blocks on that queue, stops reading the socket, and TCP pushes
-back on the server — memory stays bounded.
+The I/O shell around :mod:`avatarkit.tta.frames`.  One router per socket
+decodes each frame as the websockets protocol parses it (in its data_received
+callback: no extra task, no task switch per frame) and puts the event on a
+bounded queue; when the consumer is slow the queue fills, the transport stops
+reading, and TCP pushes back on the server — memory stays bounded.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from typing import Any, Protocol, Self
 import anyio
 import httpx
 import websockets
-from anyio.abc import TaskGroup, TaskStatus
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidStatus, InvalidURI
+from websockets.frames import Frame, Opcode
 
 from avatarkit._queue import Closed, EventQueue
 from avatarkit._redact import protected_logger, redact_url
@@ -51,9 +52,6 @@ CODE_OK, CODE_BUSY = 1000, 1002
 
 class StreamOwner(Protocol):
     """What a stream needs from its session."""
-
-    @property
-    def task_group(self) -> TaskGroup: ...
 
     @property
     def http(self) -> httpx.AsyncClient: ...
@@ -95,11 +93,9 @@ class TtaStream:
         self._open_timeout = open_timeout
         self._close_timeout = close_timeout
         self._max_frame_bytes = max_frame_bytes
+        self._queue_size = queue_size
         self._queue: EventQueue[ev.Event] = EventQueue(queue_size)
-        self._ws: ClientConnection | None = None
-        self._reader_scope = anyio.CancelScope()
-        self._reader_done = anyio.Event()
-        self._reader_started = False
+        self._ws: _RoutedConnection | None = None
         self._state = "new"  # new → open → closing → closed
         self._error: AvatarError | None = None  # why the event flow ended, if not cleanly
         self._consuming = False
@@ -162,7 +158,6 @@ class TtaStream:
                 what=f"opening TTA session on {redact_url(self._url)}",
             )
             self._owner.register(self)
-            await self._owner.task_group.start(self._read_frames)
         except BaseException:
             self._state = "closed"
             with anyio.CancelScope(shield=True):
@@ -171,7 +166,11 @@ class TtaStream:
         self._state = "open"
         log.debug("TTA session open on %s", redact_url(self._url))
 
-    async def _connect_once(self, config_json: bytes) -> ClientConnection:
+    async def _connect_once(self, config_json: bytes) -> _RoutedConnection:
+        # A fresh queue per attempt: a refused attempt's connection may still report
+        # its loss later, and must not close the queue of the next one.
+        self._queue = EventQueue(self._queue_size)
+        self._error = None
         try:
             ws = await websockets.connect(
                 self._url,
@@ -181,6 +180,7 @@ class TtaStream:
                 open_timeout=self._open_timeout,
                 close_timeout=self._close_timeout,
                 logger=_ws_log,
+                create_connection=_RoutedConnection,
             )
         except InvalidStatus as exc:
             status = exc.response.status_code
@@ -200,67 +200,34 @@ class TtaStream:
             raise ConnectionLost(
                 f"could not connect to {redact_url(self._url)}: {type(exc).__name__}: {exc}"
             ) from None
+        assert isinstance(ws, _RoutedConnection)
+        ws.attach(_Router(self, self._queue, ws))
         try:
             await ws.send(frames.encode_open(config_json))
             with anyio.fail_after(self._open_timeout):
                 while True:
-                    event = frames.decode(await ws.recv())
+                    event = await self._queue.get()
                     if isinstance(event, ev.Status) and event.type in (TYPE_OPEN, -1):
                         break
-                    # Anything before the open reply is kept for the consumer.
-                    if not self._queue.put_nowait(event):
-                        raise ProtocolError("too many frames before the open reply")
+                    # Anything before the open reply stays queued for the consumer.
             if event.code != CODE_OK:
                 raise ServiceError(event.code, event.message, retryable=event.code == CODE_BUSY)
             return ws
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 await _close_quietly(ws, self._close_timeout)
-            if isinstance(exc, ConnectionClosed):
-                raise ConnectionLost(f"connection closed while opening: {exc}") from None
+            if isinstance(exc, (ConnectionClosed, Closed)):
+                raise self._error or ConnectionLost("connection closed while opening") from None
             if isinstance(exc, builtins.TimeoutError):
                 raise TimeoutError(f"no open reply within {self._open_timeout}s") from None
             raise
-
-    async def _read_frames(
-        self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
-    ) -> None:
-        """The reader task: socket → decode → bounded queue.  Never raises."""
-        assert self._ws is not None
-        ws = self._ws
-        queue = self._queue
-        self._reader_started = True
-        try:
-            with self._reader_scope:
-                task_status.started()
-                try:
-                    while True:
-                        event = frames.decode(await ws.recv())
-                        if not queue.put_nowait(event):
-                            await queue.put(event)  # backpressure: stop reading the socket
-                except ConnectionClosedOK:
-                    if self._state not in ("closing", "closed"):
-                        self._fail(ConnectionLost("the service closed the session"))
-                except ConnectionClosed as exc:
-                    self._fail(ConnectionLost(f"connection lost: {exc}"))
-                except ProtocolError as exc:
-                    self._fail(exc)
-                    await _close_quietly(ws, self._close_timeout)
-                except Closed:
-                    pass  # the stream was closed under us
-                except Exception as exc:  # never let the session's task group die
-                    log.exception("TTA reader failed")
-                    self._fail(ConnectionLost(f"reader failed: {type(exc).__name__}: {exc}"))
-        finally:
-            queue.close()
-            self._reader_done.set()
 
     def _fail(self, error: AvatarError) -> None:
         if self._error is None:
             self._error = error
 
     async def aclose(self) -> None:
-        """Close the socket and stop the reader.  Bounded in time, idempotent.
+        """Close the socket.  Bounded in time (``close_timeout``), idempotent.
 
         Iterators still waiting on this stream raise :class:`StreamClosed`.
         """
@@ -270,10 +237,6 @@ class TtaStream:
         self._fail(StreamClosed("the stream was closed"))
         with anyio.CancelScope(shield=True):
             await self._close_socket()
-            self._reader_scope.cancel()
-            if self._reader_started:
-                with anyio.move_on_after(self._close_timeout):
-                    await self._reader_done.wait()
             self._queue.close()
             self._owner.unregister(self)
 
@@ -402,6 +365,106 @@ class TtaStream:
         return ProducedVideo(
             data=video_bytes, url=url, codec=codec, subtitles=subtitles, http=self._owner.http
         )
+
+
+class _Router:
+    """Routes one connection's data frames to a stream's queue.
+
+    It runs inside the protocol's ``data_received`` callback, so a frame costs
+    no task switch: it is decoded and queued as it is parsed.  When the queue
+    fills, the transport stops reading (TCP then pushes back on the server)
+    until the consumer has drained half of it.
+    """
+
+    __slots__ = ("_fragments", "_queue", "_stream", "_text", "_ws")
+
+    def __init__(
+        self, stream: TtaStream, queue: EventQueue[ev.Event], ws: _RoutedConnection
+    ) -> None:
+        self._stream = stream
+        self._queue = queue
+        self._ws = ws
+        self._fragments: list[bytes] = []
+        self._text = False
+        transport = ws.transport
+        queue.watermarks(transport.pause_reading, transport.resume_reading)
+
+    def frame(self, frame: Frame) -> None:
+        if frame.fin and frame.opcode is not Opcode.CONT:
+            data, text = frame.data, frame.opcode is Opcode.TEXT
+        else:  # a fragmented message: reassemble it (websockets bounds it by max_size)
+            if frame.opcode is not Opcode.CONT:
+                self._text = frame.opcode is Opcode.TEXT
+            self._fragments.append(bytes(frame.data))
+            if not frame.fin:
+                return
+            data, text = b"".join(self._fragments), self._text
+            self._fragments = []
+        try:
+            message: str | bytes = (
+                bytes(data).decode() if text else data if type(data) is bytes else bytes(data)
+            )
+            event = frames.decode(message)
+        except (UnicodeDecodeError, ProtocolError) as exc:
+            error = (
+                exc
+                if isinstance(exc, ProtocolError)
+                else ProtocolError("text frame is not valid UTF-8", bytes(data))
+            )
+            self._stop(error)
+            self._ws.transport.abort()
+            return
+        with contextlib.suppress(Closed):  # the stream was closed while bytes still arrived
+            self._queue.force_put(event)
+
+    def lost(self, close_exc: Exception | None) -> None:
+        """The connection is gone: every frame before it is already queued."""
+        stream = self._stream
+        if isinstance(close_exc, ConnectionClosedOK):
+            error = (
+                None
+                if stream._state in ("closing", "closed")
+                else ConnectionLost("the service closed the session")
+            )
+        else:
+            error = ConnectionLost(f"connection lost: {close_exc}")
+        self._stop(error)
+
+    def _stop(self, error: AvatarError | None) -> None:
+        if error is not None and self._stream._queue is self._queue:
+            self._stream._fail(error)
+        self._queue.close()
+
+
+class _RoutedConnection(ClientConnection):
+    """A websockets connection whose data frames go to a :class:`_Router`, not to recv()."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._router: _Router | None = None
+        self._early: list[Frame] = []  # frames parsed with the handshake, before attach()
+
+    def attach(self, router: _Router) -> None:
+        self._router = router
+        early, self._early = self._early, []
+        for frame in early:
+            router.frame(frame)
+        if self.state is websockets.State.CLOSED:  # lost during the handshake already
+            router.lost(self.protocol.close_exc)
+
+    def process_event(self, event: Any) -> None:
+        if isinstance(event, Frame) and event.opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
+            if self._router is None:
+                self._early.append(event)
+            else:
+                self._router.frame(event)
+            return
+        super().process_event(event)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self._router is not None:
+            self._router.lost(self.protocol.close_exc)
 
 
 class Utterance:
