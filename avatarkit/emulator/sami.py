@@ -712,3 +712,26 @@ async def _invoke(request: Request) -> Response:
 
 def sami_routes() -> list[BaseRoute]:
     return [Route(PATH, _invoke, methods=_ALL_METHODS)]
+
+
+# -- shared with the TTA emulator's audio-URL chats ------------------------------
+
+
+class AudioFailure(Exception):
+    """Audio could not be fetched or decoded; the message says why."""
+
+
+async def fetch_loopback(url: str) -> bytes:
+    """The bytes at ``url`` (loopback hosts only, as for ``payload.url``)."""
+    try:
+        return await _fetch(url)
+    except _Fail as fail:
+        raise AudioFailure(fail.text) from None
+
+
+def decode_audio(data: bytes) -> _Pcm:
+    """Decoded s16 PCM (WAV with the stdlib, anything else PyAV reads)."""
+    try:
+        return _decode(data)
+    except _Fail as fail:
+        raise AudioFailure(fail.text) from None

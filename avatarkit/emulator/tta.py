@@ -20,10 +20,11 @@ from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from avatarkit._redact import protected_logger
-from avatarkit.emulator import media
+from avatarkit.emulator import media, sami
 from avatarkit.emulator.state import EmulatorState
 from avatarkit.errors import ProtocolError, ValidationError
 from avatarkit.tta import frames
+from avatarkit.tta.audio import PcmConverter
 from avatarkit.tta.config import (
     KNOWN_ROLES_2D,
     KNOWN_ROLES_3D,
@@ -42,7 +43,14 @@ RENDER_BATCH = 10  # frames rendered per worker-thread call: 400 ms of video
 
 @dataclass
 class _Speak:
-    text: str
+    text: str  # what to say, or (audio mode) the subtitle text
+    pcm: bytes | None = None  # audio mode: 16 kHz mono s16le to play
+
+
+@dataclass
+class _AudioPiece:
+    pcm: bytes
+    last: bool
 
 
 class _Finish:
@@ -102,10 +110,12 @@ class TtaSession:
         self.subtitles: list[dict[str, Any]] = []
         self.interrupted = anyio.Event()
         self.speaking = False
+        self.driving = False
         work: tuple[
-            MemoryObjectSendStream[_Speak | _Finish], MemoryObjectReceiveStream[_Speak | _Finish]
+            MemoryObjectSendStream[_Speak | _AudioPiece | _Finish],
+            MemoryObjectReceiveStream[_Speak | _AudioPiece | _Finish],
         ]
-        work = anyio.create_memory_object_stream[_Speak | _Finish](16)
+        work = anyio.create_memory_object_stream[_Speak | _AudioPiece | _Finish](16)
         self.work_send, self.work_recv = work
 
     # -- sending helpers -------------------------------------------------
@@ -225,13 +235,12 @@ class TtaSession:
                         if self.speaking:
                             self.interrupted.set()
                         await self.status(OK, "interrupted", T_INTERRUPT)
-                case frames.AudioData():
-                    rule = (
-                        "streaming audio needs input_mode=audio"
-                        if not audio_mode
-                        else "streaming audio drive is not implemented by this emulator version"
-                    )
-                    await self.status(INVALID, rule, T_CHAT)
+                case frames.AudioData(pcm=pcm, last=last):
+                    problem = _audio_problem(pcm, last, audio_mode)
+                    if problem:
+                        await self.status(INVALID, problem, T_CHAT)
+                    else:
+                        await self.work_send.send(_AudioPiece(pcm, last))
                 case frames.UnknownFrame(header=header):
                     await self.status(INVALID, f"unknown frame header {header}", T_CHAT)
                 case _:
@@ -240,6 +249,8 @@ class TtaSession:
     async def on_chat(self, text: str, audio_mode: bool) -> None:
         try:
             speak = self.parse_chat(text, audio_mode)
+            if speak is not None and audio_mode:
+                speak = await _audio_chat(speak.text)
         except _ChatRejected as exc:
             await self.status(INVALID, exc.message, T_CHAT)
             return
@@ -271,7 +282,7 @@ class TtaSession:
                 raise _ChatRejected("subtitle must be an object")
             body = inner.strip()
         if audio_mode:
-            raise _ChatRejected("audio-URL drive is not implemented by this emulator version")
+            return _Speak(body)  # an <audio/> chat: fetched and decoded by on_chat
         if "<" in body:
             _check_ssml(body)
         plain = media.plain_text(body)
@@ -285,20 +296,61 @@ class TtaSession:
         async with self.work_recv:
             async for item in self.work_recv:
                 if isinstance(item, _Finish):
+                    if self.driving:  # a drive without its tail: end it
+                        await self.drive(_AudioPiece(b"", last=True))
                     await self.finish()
                     return
-                await self.speak(item.text)
+                if isinstance(item, _AudioPiece):
+                    await self.drive(item)
+                else:
+                    await self.speak(item)
 
-    async def speak(self, text: str) -> None:
+    async def speak(self, item: _Speak) -> None:
+        """One utterance: synthesized speech for text, or the audio an audio-URL chat gave."""
         assert self.media is not None and self.config is not None
-        subtitles_on = bool(self.config.video and self.config.video.subtitle_control)
         self.interrupted = anyio.Event()
         self.speaking = True
         await self.status(OK, "chat accepted", T_CHAT)
         await self.event("voice_start", {})
-        pcm = media.synth_speech(text, seed=len(self.subtitles))
+        if item.pcm is None:
+            pcm = media.synth_speech(item.text, seed=len(self.subtitles))
+            sentences = media.sentence_timings(item.text)
+        else:  # audio mode: one subtitle, lasting as long as the audio (doc 001 §2.2.4.3)
+            pcm = item.pcm
+            duration = math.ceil(len(pcm) / media.AUDIO_BYTES_PER_FRAME) * media.FRAME_MS
+            sentences = [(item.text, 0, duration)] if item.text else []
         base_ms = self.media.duration_ms
-        sentences = media.sentence_timings(text)
+        spoken_ms = await self.play(pcm, sentences, base_ms)
+        for sentence, start, end in sentences:
+            if start < spoken_ms:
+                self.subtitles.append(
+                    {
+                        "text": sentence,
+                        "start_time_ms": base_ms + start,
+                        "end_time_ms": base_ms + min(end, spoken_ms),
+                    }
+                )
+        self.speaking = False
+        interrupted = self.interrupted.is_set()
+        await self.event("voice_end", {"interrupted": True} if interrupted else {})
+
+    async def drive(self, piece: _AudioPiece) -> None:
+        """Streamed audio (``|CTL|08|``): the avatar speaks what it receives, as it arrives."""
+        assert self.media is not None
+        if not self.driving:
+            self.driving = True
+            self.interrupted = anyio.Event()
+            await self.event("voice_start", {})
+        if piece.pcm:
+            await self.play(piece.pcm, [], self.media.duration_ms)
+        if piece.last:  # the tail: then silence
+            self.driving = False
+            await self.event("voice_end", {})
+
+    async def play(self, pcm: bytes, sentences: list[tuple[str, int, int]], base_ms: int) -> int:
+        """Render ``pcm`` and send its audio, video and subtitle frames; returns ms played."""
+        assert self.media is not None and self.config is not None
+        subtitles_on = bool(sentences and self.config.video and self.config.video.subtitle_control)
         n_frames = math.ceil(len(pcm) / media.AUDIO_BYTES_PER_FRAME)
         audio_chunk = (
             max(1, self.opts.audio_chunk_ms // media.FRAME_MS) * media.AUDIO_BYTES_PER_FRAME
@@ -340,21 +392,9 @@ class TtaSession:
         if pending_audio:
             await self.send_bytes(frames.server_audio(bytes(pending_audio)))
             self.count_frame()
-        spoken_ms = done_frames * media.FRAME_MS
-        for sentence, start, end in sentences:
-            if start < spoken_ms:
-                self.subtitles.append(
-                    {
-                        "text": sentence,
-                        "start_time_ms": base_ms + start,
-                        "end_time_ms": base_ms + min(end, spoken_ms),
-                    }
-                )
         if subtitles_on and shown >= 0:
             await self.subtitle("subtitle_off", sentences[shown], base_ms)
-        self.speaking = False
-        interrupted = self.interrupted.is_set()
-        await self.event("voice_end", {"interrupted": True} if interrupted else {})
+        return done_frames * media.FRAME_MS
 
     async def subtitle(self, kind: str, sentence: tuple[str, int, int], base_ms: int) -> None:
         text, start, end = sentence
@@ -401,6 +441,50 @@ class TtaSession:
                 last = start + size >= len(data)
                 await self.send_bytes(frames.server_media(data[start : start + size], last=last))
         await self.status(OK, "video produced", T_PRODUCTION)
+
+
+def _audio_problem(pcm: bytes, last: bool, audio_mode: bool) -> str | None:
+    """Why a ``|CTL|08|``/``|CTL|09|`` frame is refused, if it is (doc 001 §2.1)."""
+    if not audio_mode:
+        return "streaming audio needs input_mode=audio"
+    if len(pcm) % 2:
+        return f"|CTL|08| payload of {len(pcm)} bytes: 16-bit PCM needs an even length"
+    if not last and len(pcm) < frames.MIN_AUDIO_FRAME_BYTES:
+        return (
+            f"|CTL|08| frame of {len(pcm)} bytes: at least 1 s (32000 bytes of 16 kHz mono "
+            "s16le) per frame; only the |CTL|09| tail may be shorter"
+        )
+    return None
+
+
+async def _audio_chat(body: str) -> _Speak:
+    """An audio-mode chat: ``<audio url= format= [sample_rate=] [ac=]/>``, optionally in
+    ``<speak>`` with a ``<subtitle text=…/>``; the audio is fetched (loopback only)."""
+    _check_ssml(body)
+    root = ET.fromstring(body if body.startswith("<speak") else f"<speak>{body}</speak>")
+    audio = root.find("audio")
+    if audio is None:
+        raise _ChatRejected("an audio-mode chat needs an <audio url=… format=…/> tag")
+    url, fmt = audio.get("url"), audio.get("format")
+    if not url or not fmt:
+        raise _ChatRejected("<audio> needs url and format")
+    subtitle = root.find("subtitle")
+    text = subtitle.get("text", "") if subtitle is not None else ""
+    try:
+        rate = int(audio.get("sample_rate", "16000"))
+        channels = int(audio.get("ac", "1"))
+        data = await sami.fetch_loopback(url)
+        if fmt == "pcm":  # raw: the tag says how it is laid out
+            pcm, rate = data[: len(data) // 2 * 2], rate
+        else:
+            decoded = await anyio.to_thread.run_sync(sami.decode_audio, data)
+            pcm, rate, channels = decoded.data, decoded.rate, decoded.channels
+        converted = PcmConverter(rate, channels).feed(pcm)
+    except (ValueError, sami.AudioFailure) as exc:
+        raise _ChatRejected(f"<audio url=…>: {exc}") from None
+    if not converted:
+        raise _ChatRejected("<audio url=…>: no audio samples")
+    return _Speak(text, converted)
 
 
 def _check_ssml(body: str) -> None:

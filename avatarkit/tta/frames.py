@@ -27,6 +27,7 @@ from avatarkit.errors import ProtocolError, ValidationError
 from avatarkit.tta import events as ev
 
 __all__ = [
+    "CHAT",
     "HEADER_LEN",
     "MIN_AUDIO_FRAME_BYTES",
     "AudioData",

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import os
 import types
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterable, AsyncIterator, Generator
 from typing import Any, Protocol, Self
+from xml.sax.saxutils import quoteattr
 
 import anyio
 import httpx
 import websockets
+from anyio.abc import TaskGroup
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidStatus, InvalidURI
 from websockets.frames import Frame, Opcode
@@ -37,10 +40,11 @@ from avatarkit.errors import (
 )
 from avatarkit.tta import events as ev
 from avatarkit.tta import frames
+from avatarkit.tta.audio import RATE, SECOND_BYTES, PcmConverter, Rechunker, wav_chunks
 from avatarkit.tta.config import SessionConfig, encode_config
 from avatarkit.tta.video import ProducedVideo
 
-__all__ = ["TtaStream", "Utterance"]
+__all__ = ["AudioDrive", "TtaStream", "Utterance"]
 
 log = protected_logger("avatarkit.tta")
 _ws_log = protected_logger("avatarkit.tta.ws")
@@ -52,6 +56,9 @@ CODE_OK, CODE_BUSY = 1000, 1002
 
 class StreamOwner(Protocol):
     """What a stream needs from its session."""
+
+    @property
+    def task_group(self) -> TaskGroup: ...
 
     @property
     def http(self) -> httpx.AsyncClient: ...
@@ -275,6 +282,81 @@ class TtaStream:
         self._require_text_mode("interrupt")
         await self._send(frames.encode_interrupt())
 
+    def say_audio(
+        self,
+        url: str,
+        *,
+        format: str,
+        sample_rate: int | None = None,
+        channels: int | None = None,
+        subtitle: str | None = None,
+    ) -> Utterance:
+        """Drive the avatar with the audio at ``url`` (``input_mode="audio"``).
+
+        With ``subtitle`` the chat is ``<speak><audio …/><subtitle text=…/></speak>``
+        (subtitles in audio mode come from this text).
+        """
+        self._require_audio_mode("say_audio")
+        frame = frames.encode_audio_url(
+            url, format=format, sample_rate=sample_rate, channels=channels
+        )
+        if subtitle is not None:
+            if not isinstance(subtitle, str) or not subtitle.strip():
+                raise ValidationError("subtitle", subtitle, "must be a non-empty string")
+            audio_tag = frame[len(frames.CHAT) :]
+            frame = f"{frames.CHAT}<speak>{audio_tag}<subtitle text={quoteattr(subtitle)}/></speak>"
+        return Utterance(self, frame)
+
+    def drive_audio(
+        self,
+        source: str | os.PathLike[str] | bytes | AsyncIterable[bytes],
+        *,
+        sample_rate: int = RATE,
+        channels: int = 1,
+    ) -> AudioDrive:
+        """Stream audio to the avatar (``|CTL|08|``) and iterate the events it causes.
+
+        ``source``: a WAV file path, PCM ``bytes``, or an async iterable of PCM
+        pieces (s16le at ``sample_rate`` Hz with ``channels`` channels;
+        16 kHz mono by default).  Anything else is converted to 16 kHz mono,
+        re-cut into 1-second ``|CTL|08|`` frames (32,000 bytes), and the rest
+        sent as the ``|CTL|09|`` tail.  Sending runs alongside the iteration,
+        with backpressure from the socket; iteration ends at the voice_end
+        that follows the tail.
+        """
+        self._require_audio_mode("drive_audio")
+        if isinstance(source, (str, os.PathLike)):
+            path = source
+
+            async def pieces() -> AsyncIterator[tuple[bytes, int, int]]:
+                reader = wav_chunks(path)
+                while (item := await anyio.to_thread.run_sync(next, reader, None)) is not None:
+                    yield item
+
+        else:
+            converter_check = PcmConverter(sample_rate, channels)  # validates now
+            del converter_check
+            if isinstance(source, (bytes, bytearray, memoryview)):
+                data = bytes(source)
+
+                async def pieces() -> AsyncIterator[tuple[bytes, int, int]]:
+                    yield data, sample_rate, channels
+
+            else:
+                stream_source = source
+
+                async def pieces() -> AsyncIterator[tuple[bytes, int, int]]:
+                    async for piece in stream_source:
+                        yield bytes(piece), sample_rate, channels
+
+        return AudioDrive(self, pieces())
+
+    def _require_audio_mode(self, what: str) -> None:
+        if self.config.input_mode != "audio":
+            raise ValidationError(
+                "input_mode", self.config.input_mode or "text", f"{what}() needs input_mode='audio'"
+            )
+
     async def set_bitrate(self, kbps: int) -> None:
         """Change the video bitrate mid-session (400–5000 kbps)."""
         await self._send(frames.encode_bitrate(kbps))
@@ -467,10 +549,76 @@ class _RoutedConnection(ClientConnection):
             self._router.lost(self.protocol.close_exc)
 
 
+class _DriveFailed(ev.Event, frozen=True):
+    """Queued by a failed audio sender so that the waiting iterator wakes and raises."""
+
+    error: Exception
+
+
+class AudioDrive:
+    """The events caused by streamed audio; sending runs alongside (see ``drive_audio``)."""
+
+    def __init__(self, stream: TtaStream, pieces: AsyncIterator[tuple[bytes, int, int]]) -> None:
+        self._stream = stream
+        self._pieces = pieces
+        self._utterance = Utterance(stream, None)
+        self._scope = anyio.CancelScope()
+        self._started = False
+        self.bytes_sent = 0  # 16 kHz mono PCM bytes handed to the socket
+        self.frames_sent = 0  # |CTL|08| frames, the tail included
+
+    def __aiter__(self) -> AudioDrive:
+        return self
+
+    async def _send(self) -> None:
+        stream = self._stream
+        with self._scope:
+            try:
+                converter: PcmConverter | None = None
+                chunker = Rechunker(SECOND_BYTES)
+                async for data, rate, channels in self._pieces:
+                    if converter is None:
+                        converter = PcmConverter(rate, channels)
+                    for chunk in chunker.feed(converter.feed(data)):
+                        await stream._send(frames.encode_audio(chunk))
+                        self.bytes_sent += len(chunk)
+                        self.frames_sent += 1
+                tail = chunker.tail()
+                await stream._send(frames.encode_audio(tail, last=True))
+                self.bytes_sent += len(tail)
+                self.frames_sent += 1
+            except Exception as exc:  # delivered to the iterator, never to the session
+                with contextlib.suppress(Closed):
+                    stream._queue.force_put(_DriveFailed(exc))
+
+    async def __anext__(self) -> ev.Event:
+        if not self._started:
+            self._started = True
+            self._stream._open_utterances += 1
+            self._utterance._started = True
+            self._stream._owner.task_group.start_soon(self._send)
+        try:
+            event = await self._utterance.__anext__()
+        except BaseException:
+            self._scope.cancel()
+            raise
+        if isinstance(event, _DriveFailed):
+            self._scope.cancel()
+            raise event.error
+        return event
+
+    async def aclose(self) -> None:
+        """Stop sending (the rest of the audio is not sent)."""
+        self._scope.cancel()
+
+    async def collect(self) -> list[ev.Event]:
+        return [event async for event in self]
+
+
 class Utterance:
     """The events of one ``say()``: an async iterator ending after voice_end."""
 
-    def __init__(self, stream: TtaStream, frame: str) -> None:
+    def __init__(self, stream: TtaStream, frame: str | None) -> None:
         self._stream = stream
         self._frame = frame
         self._started = False
@@ -485,6 +633,7 @@ class Utterance:
             raise StopAsyncIteration
         if not self._started:
             self._started = True
+            assert self._frame is not None
             await stream._send(self._frame)
             stream._open_utterances += 1
         while True:
