@@ -14,7 +14,7 @@ import contextlib
 import os
 import types
 from collections.abc import AsyncIterable, AsyncIterator, Generator
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 from xml.sax.saxutils import quoteattr
 
 import anyio
@@ -44,7 +44,11 @@ from avatarkit.tta.audio import RATE, SECOND_BYTES, PcmConverter, Rechunker, wav
 from avatarkit.tta.config import SessionConfig, encode_config
 from avatarkit.tta.video import ProducedVideo
 
-__all__ = ["AudioDrive", "TtaStream", "Utterance"]
+__all__ = ["AudioDrive", "StreamRecording", "TtaStream", "Utterance"]
+
+if TYPE_CHECKING:
+    from avatarkit.media import Recorder
+    from avatarkit.media import Recording as RecordingResult
 
 log = protected_logger("avatarkit.tta")
 _ws_log = protected_logger("avatarkit.tta.ws")
@@ -110,6 +114,7 @@ class TtaStream:
         # events of all but the newest belong to abandoned iterators: skipped.
         self._open_utterances = 0
         self._send_lock = anyio.Lock()
+        self._taps: list[Recorder] = []  # recordings in progress (see record())
 
     # -- lifecycle -------------------------------------------------------
 
@@ -351,6 +356,30 @@ class TtaStream:
 
         return AudioDrive(self, pieces())
 
+    def record(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        subtitles: str | os.PathLike[str] | None = None,
+        audio: str | os.PathLike[str] | None = None,
+    ) -> StreamRecording:
+        """Record what this stream delivers to files a person can open.
+
+        ``path``: ``.mp4``/``.mov`` (live PCM + H.264 muxed), ``.h264`` or ``.wav``;
+        ``subtitles``: ``.srt`` or ``.vtt``; ``audio``: an extra ``.wav``::
+
+            async with stream.record("out.mp4", subtitles="out.srt") as recording:
+                await stream.say("…").collect()
+            print(recording.result.path)
+
+        Every event the stream hands you (from ``say``, ``events``, ``drive_audio``
+        or ``finish``) is recorded until the block ends; files appear atomically
+        when it ends, and nothing is left behind if it fails.
+        """
+        from avatarkit.media import Recorder
+
+        return StreamRecording(self, Recorder(path, subtitles=subtitles, audio=audio))
+
     def _require_audio_mode(self, what: str) -> None:
         if self.config.input_mode != "audio":
             raise ValidationError(
@@ -371,6 +400,16 @@ class TtaStream:
 
     async def _next_event(self) -> ev.Event | None:
         """The next event, or None when the flow ended cleanly."""
+        event = await self._take()
+        if event is not None and self._taps:
+            await self._tap(event)
+        return event
+
+    async def _tap(self, event: ev.Event) -> None:
+        for recorder in self._taps:
+            await recorder.afeed(event)
+
+    async def _take(self) -> ev.Event | None:
         try:
             event = self._queue.get_nowait()  # fast path: no await when one is queued
             if event is not None:
@@ -549,6 +588,32 @@ class _RoutedConnection(ClientConnection):
             self._router.lost(self.protocol.close_exc)
 
 
+class StreamRecording:
+    """``async with stream.record(...)``: the recording tap; ``result`` once it ends."""
+
+    def __init__(self, stream: TtaStream, recorder: Recorder) -> None:
+        self._stream = stream
+        self._recorder = recorder
+        self.result: RecordingResult | None = None
+
+    async def __aenter__(self) -> StreamRecording:
+        self._stream._taps.append(self._recorder)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        self._stream._taps.remove(self._recorder)
+        if exc_type is not None:
+            self._recorder.abort()  # nothing half-written is left behind
+            return
+        with anyio.CancelScope(shield=True):
+            self.result = await self._recorder.aclose()
+
+
 class _DriveFailed(ev.Event, frozen=True):
     """Queued by a failed audio sender so that the waiting iterator wakes and raises."""
 
@@ -640,6 +705,8 @@ class Utterance:
             event = stream._queue.get_nowait() if stream._queue else None
             if event is None:
                 event = await stream._next_or_lost("before the utterance's voice_end")
+            elif stream._taps:
+                await stream._tap(event)
             if type(event) in _MEDIA and stream._open_utterances == 1:
                 return event  # the hot path: media of the current utterance
             # An utterance ends at its voice_end, or at a chat reply that refuses it.

@@ -1,0 +1,29 @@
+"""Atomic file output: write next to the target under a temp name, rename at the end."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+__all__ = ["Partial"]
+
+
+class Partial:
+    """The ``.{name}.partial`` temp file beside ``path`` (same directory: the rename is atomic)."""
+
+    __slots__ = ("path", "temp")
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.temp = self.path.with_name(f".{self.path.name}.partial")
+
+    def commit(self) -> Path:
+        """Move the finished temp file over the target."""
+        os.replace(self.temp, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        """Remove the temp file if it exists."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.temp)
