@@ -136,34 +136,27 @@ async def _cmd_say(args: argparse.Namespace) -> int:
 
 
 async def _cmd_demo(args: argparse.Namespace) -> int:
-    from avatarkit.emulator import Emulator
+    from avatarkit.demo import run_demo
 
-    out = Path(args.output)
-    async with Emulator() as emu:
+    out_dir = Path(args.output_dir)
+    bar = _ProgressBar("upload", enabled=not args.json)
+
+    def say(line: str) -> None:
         if not args.json:
-            print(f"emulator running at {emu.http_url} (no account needed)")
-        async with emu.session() as av:
-            result = await _produce(
-                av,
-                args.text,
-                out,
-                role="GuoXiaoyuan",
-                codec="mp4",
-                width=args.width,
-                height=None,
-                subtitles=True,
-            )
-    _print_result(
-        args,
-        result,
-        (
-            f"produced {result['seconds']} s of "
-            f"{result['resolution'][0]}x{result['resolution'][1]} "
-            f"video ({result['video_frames']} frames, {result['realtime_factor']}x real time)\n"
-            f"subtitles: {len(result['subtitles'])} lines\n"
-            f"video: {result['path']}"
-        ),
-    )
+            print(line, flush=True)
+
+    summary = await run_demo(out_dir, width=args.width, on_upload=bar, say=say)
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False))
+        return EXIT_OK
+    width = max(len(s["step"]) for s in summary["steps"])
+    print("\nsummary")
+    for s in summary["steps"]:
+        detail = ", ".join(f"{k}={v}" for k, v in s.items() if k not in ("step", "elapsed_s"))
+        print(f"  {s['step']:<{width}}  {s['elapsed_s']:>6.2f} s  {detail}")
+    print(f"\nfiles in {await anyio.Path(out_dir).resolve()}:")
+    for path in summary["files"]:
+        print(f"  {Path(path).name}")
     return EXIT_OK
 
 
@@ -193,10 +186,14 @@ class _ProgressBar:
             f"{rate / mib:.1f} MiB/s ETA {eta} part {progress.part}/{progress.parts} "
         )
         sys.stderr.flush()
+        if progress.acked_bytes >= progress.total_bytes:
+            self.close()  # done: end the bar's line
 
     def close(self) -> None:
-        if self.enabled:
+        if self.enabled and self.first is not None:
             sys.stderr.write("\n")
+            sys.stderr.flush()
+            self.first = None
 
 
 async def _run_upload(args: argparse.Namespace, upload: Any) -> int:
@@ -417,11 +414,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="produce a video against the in-process emulator")
-    demo.add_argument("-o", "--output", default="out.mp4")
-    demo.add_argument("--text", default=DEMO_TEXT)
+    demo = sub.add_parser("demo", help="the whole product against the in-process emulator")
+    demo.add_argument(
+        "-o",
+        "--output-dir",
+        default="avatarkit-demo",
+        help="where the demo writes its files (default: ./avatarkit-demo)",
+    )
     demo.add_argument("--width", type=int, default=720, help="video width (default 720)")
-    demo.add_argument("--json", action="store_true", help="print the result as JSON")
+    demo.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     say = sub.add_parser("say", help="produce a video of TEXT")
     say.add_argument("text")

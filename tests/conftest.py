@@ -102,21 +102,3 @@ class LoopbackProxy:
 
     def endpoints(self) -> Endpoints:
         return Endpoints(tta=f"ws://127.0.0.1:{self.port}/api/v1/volc_virtual_human/tta")
-
-
-@asynccontextmanager
-async def serve_asgi(app: object) -> AsyncIterator[str]:
-    """Serve an ASGI app with uvicorn on 127.0.0.1 (a free port); yields its base URL."""
-    from avatarkit.emulator.server import _config, _InProcessServer, bind
-
-    sock = bind("127.0.0.1", 0)
-    server = _InProcessServer(_config(app, lifespan="off"))
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(server.serve, [sock])
-            try:
-                yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-            finally:
-                server.should_exit = True
-    finally:
-        sock.close()

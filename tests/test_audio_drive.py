@@ -17,9 +17,10 @@ from hypothesis import strategies as st
 
 from avatarkit import ValidationError, events
 from avatarkit.emulator import Emulator
+from avatarkit.emulator.server import serve_asgi
 from avatarkit.tta import frames
 from avatarkit.tta.audio import SECOND_BYTES, PcmConverter, Rechunker
-from tests.conftest import SMALL_VIDEO, serve_asgi, session_for
+from tests.conftest import SMALL_VIDEO, session_for
 
 
 def tone(seconds: float, rate: int, channels: int, freq: float = 220.0) -> bytes:

@@ -25,23 +25,35 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
     )
 
 
-def test_demo_produces_a_playable_video(tmp_path: Path) -> None:
-    out = tmp_path / "demo.mp4"
+def test_demo_runs_the_whole_product(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
     result = run("demo", "-o", str(out), "--json", "--width", "240")
     assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
-    assert report["path"] == str(out)
-    assert report["seconds"] > 1 and report["subtitles"]
-    with av.open(io.BytesIO(out.read_bytes())) as container:
+    summary = json.loads(result.stdout)
+    steps = {s["step"]: s for s in summary["steps"]}
+    assert list(steps) == ["upload + training", "video", "audio drive", "voice conversion",
+                           "metastudio job"]
+    assert steps["upload + training"]["state"] == "success"
+    assert steps["metastudio job"]["state"] == "JOB_SUCCESS"
+    assert steps["video"]["subtitle_lines"] >= 3
+    with av.open(io.BytesIO((out / "out.mp4").read_bytes())) as container:
         assert len(container.streams.video) == 1 and len(container.streams.audio) == 1
         assert container.streams.video[0].codec_context.width == 240
+    assert (out / "out.srt").read_text().startswith("1\n00:00:00,000 --> ")
+    with av.open(str(out / "out-drive.mp4")) as container:
+        assert len(container.streams.audio) == 1
+    with av.open(str(out / "out-voice.wav")) as container:
+        assert container.streams.audio[0].codec_context.sample_rate == 24000
+    assert not result.stderr.strip()  # no warnings, no tracebacks
 
 
 def test_demo_human_output(tmp_path: Path) -> None:
     result = run("demo", "--width", "240", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "emulator running at http://127.0.0.1:" in result.stdout
-    assert f"video: {tmp_path / 'out.mp4'}" in result.stdout
+    assert "summary" in result.stdout and "metastudio job" in result.stdout
+    assert f"files in {tmp_path / 'avatarkit-demo'}" in result.stdout
+    assert (tmp_path / "avatarkit-demo" / "out.mp4").exists()
 
 
 def test_say_against_the_emulator(tmp_path: Path) -> None:

@@ -28,8 +28,9 @@ from starlette.routing import Route
 from avatarkit.emulator import Emulator
 from avatarkit.emulator.media import synth_speech
 from avatarkit.emulator.sami import pitch_factor
+from avatarkit.emulator.server import serve_asgi
 from avatarkit.voice.rules import MAX_INPUT_BYTES
-from tests.conftest import emulator_process, serve_asgi
+from tests.conftest import emulator_process
 
 pytestmark = pytest.mark.anyio
 

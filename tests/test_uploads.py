@@ -450,7 +450,7 @@ async def test_wait_wakes_on_the_training_callback(tmp_path: Path) -> None:
     from starlette.routing import Mount
 
     from avatarkit.digime.callbacks import CallbackReceiver
-    from tests.conftest import serve_asgi
+    from avatarkit.emulator.server import serve_asgi
 
     receiver = CallbackReceiver(secret="s3cret-for-callbacks")
     app = Starlette(routes=[Mount("/avatarkit/callback", app=receiver)])

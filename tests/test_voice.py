@@ -26,6 +26,7 @@ from starlette.routing import Route
 from avatarkit import AvatarSession, Endpoints, RetryPolicy
 from avatarkit.emulator import Emulator
 from avatarkit.emulator.media import synth_speech
+from avatarkit.emulator.server import serve_asgi
 from avatarkit.errors import (
     AuthenticationError,
     ConnectionLost,
@@ -35,7 +36,7 @@ from avatarkit.errors import (
 )
 from avatarkit.voice import SPEAKERS, ConvertedAudio
 from avatarkit.voice.rules import MAX_INPUT_BYTES, PCM_BYTES_PER_SECOND
-from tests.conftest import FAST_RETRY, serve_asgi
+from tests.conftest import FAST_RETRY
 
 pytestmark = pytest.mark.anyio
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import types
-from collections.abc import Callable, Generator
+from collections.abc import AsyncIterator, Callable, Generator
 from typing import Any, Literal, Self
 
 import anyio
@@ -19,7 +19,7 @@ from avatarkit.emulator.state import EmulatorState, Stats
 from avatarkit.errors import AvatarError
 from avatarkit.metastudio.client import MetaStudio
 
-__all__ = ["Emulator", "bind", "serve"]
+__all__ = ["Emulator", "bind", "serve", "serve_asgi"]
 
 
 class _InProcessServer(uvicorn.Server):
@@ -48,6 +48,24 @@ def _config(
         timeout_graceful_shutdown=2,
         **kwargs,
     )
+
+
+@contextlib.asynccontextmanager
+async def serve_asgi(app: Any, *, host: str = "127.0.0.1") -> AsyncIterator[str]:
+    """Serve any ASGI app (a callback receiver, a file server…) on a free loopback port,
+    in this process, until the block ends; yields its base URL."""
+    sock = bind(host, 0)
+    server = _InProcessServer(_config(app, lifespan="off"))
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(server.serve, [sock])
+            try:
+                shown = f"[{host}]" if ":" in host else host
+                yield f"http://{shown}:{sock.getsockname()[1]}"
+            finally:
+                server.should_exit = True
+    finally:
+        sock.close()
 
 
 class Emulator:

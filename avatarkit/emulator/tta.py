@@ -23,7 +23,7 @@ from avatarkit._redact import protected_logger
 from avatarkit.emulator import media, sami
 from avatarkit.emulator.state import EmulatorState
 from avatarkit.errors import ProtocolError, ValidationError
-from avatarkit.tta import frames
+from avatarkit.tta import frames, ssml
 from avatarkit.tta.audio import PcmConverter
 from avatarkit.tta.config import (
     KNOWN_ROLES_2D,
@@ -284,7 +284,7 @@ class TtaSession:
         if audio_mode:
             return _Speak(body)  # an <audio/> chat: fetched and decoded by on_chat
         if "<" in body:
-            _check_ssml(body)
+            _check_ssml(body, self)
         plain = media.plain_text(body)
         if not plain:
             raise _ChatRejected("nothing to speak")
@@ -487,15 +487,11 @@ async def _audio_chat(body: str) -> _Speak:
     return _Speak(text, converted)
 
 
-def _check_ssml(body: str) -> None:
-    """Well-formedness only; the SSML rules themselves live in avatarkit.tta.ssml."""
-    if "<!" in body:
-        raise _ChatRejected("SSML must not contain DOCTYPE or ENTITY declarations")
-    if not body.startswith("<speak"):
-        body = f"<speak>{body}</speak>"  # tags inside plain text are still checked
+def _check_ssml(body: str, session: TtaSession | None = None) -> None:
+    """The same SSML rules the SDK checks (avatarkit.tta.ssml): one place for each rule."""
+    role = session.config.role if session is not None and session.config else None
+    dimension = session.dimension if session is not None else None
     try:
-        root = ET.fromstring(body)
-    except ET.ParseError as exc:
-        raise _ChatRejected(f"malformed SSML: {exc}") from None
-    if root.tag != "speak":
-        raise _ChatRejected("SSML root must be <speak>")
+        ssml.validate(body, role=role, dimension=dimension)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise _ChatRejected(f"invalid SSML: {exc}") from None

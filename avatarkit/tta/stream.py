@@ -13,7 +13,7 @@ import builtins
 import contextlib
 import os
 import types
-from collections.abc import AsyncIterable, AsyncIterator, Generator
+from collections.abc import AsyncIterable, AsyncIterator, Generator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, Self
 from xml.sax.saxutils import quoteattr
 
@@ -39,7 +39,7 @@ from avatarkit.errors import (
     ValidationError,
 )
 from avatarkit.tta import events as ev
-from avatarkit.tta import frames
+from avatarkit.tta import frames, ssml
 from avatarkit.tta.audio import RATE, SECOND_BYTES, PcmConverter, Rechunker, wav_chunks
 from avatarkit.tta.config import SessionConfig, encode_config
 from avatarkit.tta.video import ProducedVideo
@@ -273,14 +273,30 @@ class TtaStream:
         self._require_text_mode("chat")
         await self._send(frames.encode_chat(text))
 
-    def say(self, text: str) -> Utterance:
-        """Speak ``text`` (plain or SSML); iterate the utterance's events.
+    def say(
+        self, text: str | ssml.Speak, *, subtitle_style: Mapping[str, Any] | None = None
+    ) -> Utterance:
+        """Speak ``text`` (plain, SSML, or an :class:`~avatarkit.tta.ssml.Speak`);
+        iterate the utterance's events.
 
-        The chat is sent when iteration starts; iteration ends after
+        SSML is checked against every documented rule (and the role's action
+        catalog) before anything is sent.  ``subtitle_style`` styles the
+        subtitles (``fontname``, ``fontsize``, colours as ``AABBGGRR``…; see
+        :func:`avatarkit.tta.ssml.check_subtitle_style`).  The chat is sent when
+        iteration starts; iteration ends after
         :class:`~avatarkit.tta.events.VoiceEnd`.
         """
         self._require_text_mode("say")
-        return Utterance(self, frames.encode_chat(text))
+        body = str(text)
+        if "<" in body:
+            ssml.validate(body, role=self.config.role, dimension=self._dimension)
+        if subtitle_style is not None:
+            return Utterance(self, frames.encode_styled_chat(body, ssml.subtitle(subtitle_style)))
+        return Utterance(self, frames.encode_chat(body))
+
+    @property
+    def _dimension(self) -> ssml.Dimension:
+        return "3d" if self._resource_id.endswith(".3d") else "2d"
 
     async def interrupt(self) -> None:
         """Stop the current utterance (text mode only); its iterator ends at voice_end."""
