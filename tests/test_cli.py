@@ -31,8 +31,13 @@ def test_demo_runs_the_whole_product(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     steps = {s["step"]: s for s in summary["steps"]}
-    assert list(steps) == ["upload + training", "video", "audio drive", "voice conversion",
-                           "metastudio job"]
+    assert list(steps) == [
+        "upload + training",
+        "video",
+        "audio drive",
+        "voice conversion",
+        "metastudio job",
+    ]
     assert steps["upload + training"]["state"] == "success"
     assert steps["metastudio job"]["state"] == "JOB_SUCCESS"
     assert steps["video"]["subtitle_lines"] >= 3
@@ -54,6 +59,47 @@ def test_demo_human_output(tmp_path: Path) -> None:
     assert "summary" in result.stdout and "metastudio job" in result.stdout
     assert f"files in {tmp_path / 'avatarkit-demo'}" in result.stdout
     assert (tmp_path / "avatarkit-demo" / "out.mp4").exists()
+
+
+def test_say_writes_subtitles(tmp_path: Path) -> None:
+    result = run(
+        "say",
+        "你好。再见！",
+        "-o",
+        str(tmp_path / "s.mp4"),
+        "--emulator",
+        "--width",
+        "240",
+        "--srt",
+        str(tmp_path / "s.srt"),
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    srt = (tmp_path / "s.srt").read_text()
+    assert srt.startswith("1\n00:00:00,000 --> ") and "2\n" in srt and "再见！" in srt
+
+
+def test_live_status_on_a_terminal(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from avatarkit.cli import _LiveStatus
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    monkeypatch.setattr(sys, "stderr", screen)
+    status = _LiveStatus(enabled=True)
+    status(0.1, 0.5)  # under 0.2 s: not yet
+    status(1.0, 0.5)
+    status(1.1, 0.6)  # less than 0.2 s more: not redrawn
+    status(2.0, 1.0)
+    status.close()
+    lines = screen.getvalue().split("\r")[1:]
+    assert [line.split(",")[0] for line in lines] == [
+        "producing:   1.00 s of video",
+        "producing:   2.00 s of video",
+    ]
+    assert "2.0x real time" in lines[-1] and screen.getvalue().endswith("\n")
 
 
 def test_say_against_the_emulator(tmp_path: Path) -> None:
