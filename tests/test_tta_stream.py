@@ -395,3 +395,27 @@ async def test_say_needs_text_mode(emulator: Emulator) -> None:
             assert info.value.field == "input_mode"
             with pytest.raises(ValidationError):
                 await s.interrupt()
+
+
+async def test_ssml_images_show_while_their_text_is_spoken(emulator: Emulator) -> None:
+    text = (
+        '<speak>第一句话没有图片。<image url="https://x/a.png" left="20" top="30" '
+        'width="120" height="80" level="1">这句话有图片。</image>最后一句。</speak>'
+    )
+    async with session_for(emulator) as av_session:
+        async with av_session.tta.open(role="GuoXiaoyuan", video=SMALL_VIDEO) as s:
+            got = await s.say(text).collect()
+    codec = av.CodecContext.create("h264", "r")
+    shown = []
+    for chunk in (e for e in got if isinstance(e, events.VideoChunk)):
+        for frame in codec.decode(av.Packet(chunk.nal)):
+            luma = frame.planes[0]
+            row = bytes(luma)[31 * luma.line_size : 31 * luma.line_size + 256]
+            shown.append(row[21] > 200)  # the box's white border
+    first = shown.index(True)
+    last = len(shown) - 1 - shown[::-1].index(True)
+    before = emu_media.speech_duration_ms("第一句话没有图片。") // 40
+    during = emu_media.speech_duration_ms("第一句话没有图片。这句话有图片。") // 40
+    assert not any(shown[: before - 1])  # not while the first sentence is spoken
+    assert abs(first - before) <= 1 and abs(last + 1 - during) <= 1
+    assert all(shown[first : last + 1]) and not any(shown[last + 2 :])

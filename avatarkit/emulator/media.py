@@ -759,6 +759,57 @@ _CONTAINERS: Final = {"mp4": "mp4", "mov": "mov", "webm": "webm"}
 _AUDIO_RATE: Final = 48_000  # AAC frames of 1024 samples are 21 ms here, < one video frame
 
 
+_OVERLAY_BORDER: Final = _yuv(245, 245, 245)
+_OVERLAY_FILL: Final = _yuv(70, 150, 220)
+_OVERLAY_MARK: Final = _yuv(250, 200, 60)
+
+
+@dataclass(frozen=True, slots=True)
+class Overlay:
+    """A picture-in-picture box (an SSML image or video) shown over a range of frames."""
+
+    first_frame: int
+    end_frame: int  # exclusive
+    left: int
+    top: int
+    width: int
+    height: int
+
+
+def _fill(
+    view: memoryview, stride: int, scale: float, box: tuple[float, float, float, float], value: int
+) -> None:
+    ax, ay, bx, by = box
+    a, b = round(ax * scale), round(bx * scale)
+    if b <= a:
+        return
+    row_bytes = bytes((value,)) * (b - a)
+    for row in range(round(ay * scale), round(by * scale)):
+        view[row * stride + a : row * stride + b] = row_bytes
+
+
+def _paint_overlay(frame: Any, box: Overlay, width: int, height: int) -> None:
+    """A framed box with a sun in it: plainly "a picture" in the rendered video."""
+    x0, y0 = max(0, box.left), max(0, box.top)
+    x1, y1 = min(width, box.left + box.width), min(height, box.top + box.height)
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return
+    border = max(2, min(x1 - x0, y1 - y0) // 20)
+    sun = (x1 - x0) // 5
+    for i, plane in enumerate(frame.planes[:3]):
+        view, stride, scale = memoryview(plane), plane.line_size, 1.0 if i == 0 else 0.5
+        _fill(view, stride, scale, (x0, y0, x1, y1), _OVERLAY_BORDER[i])
+        _fill(
+            view,
+            stride,
+            scale,
+            (x0 + border, y0 + border, x1 - border, y1 - border),
+            _OVERLAY_FILL[i],
+        )
+        top = y0 + border + sun // 2
+        _fill(view, stride, scale, (x1 - 2 * sun, top, x1 - sun, top + sun), _OVERLAY_MARK[i])
+
+
 class MediaSession:
     """Renders PCM into H.264 access units of an animated avatar; optionally records a file.
 
@@ -797,6 +848,7 @@ class MediaSession:
         self.frame_bytes = frame_bytes
         self._lock = threading.Lock()
         self._frames = 0
+        self._overlays: list[Overlay] = []
         self._samples = 0  # audio samples (16 kHz) handed to the audio encoder
         self._produced = False
         self._closed = False
@@ -860,6 +912,21 @@ class MediaSession:
             self._out.close()
             raise
 
+    def add_overlay(
+        self, start_ms: int, end_ms: int, *, left: int, top: int, width: int, height: int
+    ) -> None:
+        """Show a picture box from ``start_ms`` to ``end_ms`` of the session's timeline."""
+        box = Overlay(
+            start_ms // FRAME_MS,
+            max(start_ms // FRAME_MS + 1, -(-end_ms // FRAME_MS)),
+            left,
+            top,
+            width,
+            height,
+        )
+        with self._lock:
+            self._overlays = [o for o in self._overlays if o.end_frame > self._frames] + [box]
+
     @property
     def duration_ms(self) -> int:
         """Media rendered so far: 40 ms per AU (each render's audio tail is padded)."""
@@ -896,6 +963,9 @@ class MediaSession:
             index = self._frames + k
             level = _mouth_level(pcm_rms(padded[k * step : (k + 1) * step]))
             frame = self._art.frame(level, index)
+            for box in self._overlays:
+                if box.first_frame <= index < box.end_frame:
+                    _paint_overlay(frame, box, self.width, self.height)
             frame.pts = index
             packets = self._h264.encode(frame)
             if len(packets) != 1:  # pragma: no cover - guaranteed by zerolatency settings

@@ -41,10 +41,14 @@ T_OPEN, T_CLOSE, T_CHAT, T_INTERRUPT, T_PRODUCTION = 0, 1, 2, 3, 4
 RENDER_BATCH = 10  # frames rendered per worker-thread call: 400 ms of video
 
 
+_Span = tuple[int, int, int, int, int, int]  # start_ms, end_ms, left, top, width, height
+
+
 @dataclass
 class _Speak:
     text: str  # what to say, or (audio mode) the subtitle text
     pcm: bytes | None = None  # audio mode: 16 kHz mono s16le to play
+    overlays: list[_Span] | None = None  # SSML images and videos, in ms of this utterance
 
 
 @dataclass
@@ -288,7 +292,7 @@ class TtaSession:
         plain = media.plain_text(body)
         if not plain:
             raise _ChatRejected("nothing to speak")
-        return _Speak(plain)
+        return _Speak(plain, overlays=_visual_spans(body) if "<" in body else None)
 
     # -- producer ----------------------------------------------------------
 
@@ -320,6 +324,10 @@ class TtaSession:
             duration = math.ceil(len(pcm) / media.AUDIO_BYTES_PER_FRAME) * media.FRAME_MS
             sentences = [(item.text, 0, duration)] if item.text else []
         base_ms = self.media.duration_ms
+        for start, end, left, top, width, height in item.overlays or ():
+            self.media.add_overlay(
+                base_ms + start, base_ms + end, left=left, top=top, width=width, height=height
+            )
         spoken_ms = await self.play(pcm, sentences, base_ms)
         for sentence, start, end in sentences:
             if start < spoken_ms:
@@ -441,6 +449,58 @@ class TtaSession:
                 last = start + size >= len(data)
                 await self.send_bytes(frames.server_media(data[start : start + size], last=last))
         await self.status(OK, "video produced", T_PRODUCTION)
+
+
+VIDEO_OVERLAY_MS = 2000  # a <video/> tag's clip: the emulator shows its box this long
+
+
+def _visual_spans(body: str) -> list[_Span]:
+    """When each SSML image/video shows: from where its tag falls in the speech timing."""
+    root = ET.fromstring(body if body.startswith("<speak") else f"<speak>{body}</speak>")
+    spans: list[_Span] = []
+    said: list[str] = []
+    tracks: dict[str, tuple[int, tuple[int, int, int, int]]] = {}
+
+    def now() -> int:
+        return media.speech_duration_ms(media.plain_text("".join(said)))
+
+    def box(el: ET.Element) -> tuple[int, int, int, int] | None:
+        try:
+            return (
+                int(el.get("left", "")),
+                int(el.get("top", "")),
+                int(el.get("width", "")),
+                int(el.get("height", "")),
+            )
+        except ValueError:
+            return None
+
+    def walk(el: ET.Element) -> None:
+        if el.text:
+            said.append(el.text)
+        for child in el:
+            mode = child.get("mode", "default")
+            geometry = box(child)
+            if child.tag == "image" and mode == "opening" and geometry:
+                tracks[child.get("track_id", "")] = (now(), geometry)
+            elif child.tag == "image" and mode == "closing":
+                opened = tracks.pop(child.get("track_id", ""), None)
+                if opened is not None:
+                    spans.append((opened[0], now(), *opened[1]))
+            elif child.tag == "image" and geometry:
+                start = now()
+                walk(child)
+                spans.append((start, now(), *geometry))
+            elif child.tag == "video" and geometry:
+                start = now()
+                spans.append((start, start + VIDEO_OVERLAY_MS, *geometry))
+            else:
+                walk(child)
+            if child.tail:
+                said.append(child.tail)
+
+    walk(root)
+    return spans
 
 
 def _audio_problem(pcm: bytes, last: bool, audio_mode: bool) -> str | None:
