@@ -54,12 +54,9 @@ import contextlib
 import hashlib
 import re
 import secrets
-import shutil
 import struct
-import tempfile
-import weakref
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -67,7 +64,6 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import anyio
 import httpx
 import msgspec
-from anyio.abc import TaskGroup
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -92,6 +88,7 @@ from avatarkit.digime.wire import (
     TrainingState,
 )
 from avatarkit.emulator.shaping import FaultTarget
+from avatarkit.emulator.store import ServiceStore
 from avatarkit.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -206,46 +203,16 @@ class TrainingRecord:
         )
 
 
-class DigimeStore:
+class DigimeStore(ServiceStore):
     """Uploads, their files and trainings; ``state.digime``."""
 
+    prefix = "avatarkit-digime-"
+
     def __init__(self) -> None:
+        super().__init__()
         self.uploads: dict[str, UploadRecord] = {}
         self.trainings: dict[str, TrainingRecord] = {}
-        self.task_group: TaskGroup | None = None
         self._completed: list[str] = []  # upload ids, in completion order
-        self._dir: Path | None = None
-        self._cleanup: weakref.finalize[Any, Any] | None = None
-
-    @property
-    def directory(self) -> Path:
-        """The temporary directory of assembled files, made on first use."""
-        if self._dir is None:
-            self._dir = Path(tempfile.mkdtemp(prefix="avatarkit-digime-"))
-            # Also removed if the app is dropped without a clean shutdown.
-            self._cleanup = weakref.finalize(self, shutil.rmtree, self._dir, True)
-        return self._dir
-
-    def close(self) -> None:
-        """Remove the assembled files."""
-        if self._cleanup is not None:
-            self._cleanup()
-        self._dir = None
-        self._cleanup = None
-
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[None]:
-        """Owns the background work (timers, callbacks) while the app runs."""
-        try:
-            async with anyio.create_task_group() as tg:
-                self.task_group = tg
-                try:
-                    yield
-                finally:
-                    self.task_group = None
-                    tg.cancel_scope.cancel()
-        finally:
-            self.close()
 
     def completed_file(self, conf_name: str | None = None, upload_id: str | None = None) -> Path:
         """The assembled file of the latest completed upload matching the arguments."""

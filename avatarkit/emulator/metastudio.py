@@ -88,10 +88,8 @@ import os
 import re
 import secrets
 import shutil
-import tempfile
 import time
 import uuid
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -100,7 +98,6 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import anyio
 import msgspec
-from anyio.abc import TaskGroup
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -108,6 +105,7 @@ from starlette.types import Receive
 
 from avatarkit._redact import protected_logger
 from avatarkit.emulator.shaping import FaultTarget
+from avatarkit.emulator.store import ServiceStore
 from avatarkit.errors import ValidationError
 from avatarkit.metastudio.signer import SignatureError, verify
 from avatarkit.metastudio.wire import (
@@ -361,46 +359,16 @@ class JobRecord:
         )
 
 
-class MetaStudioStore:
+class MetaStudioStore(ServiceStore):
     """Jobs, their presigned URLs and uploaded files; ``state.metastudio``."""
 
+    prefix = "avatarkit-metastudio-"
+
     def __init__(self) -> None:
+        super().__init__()
         self.jobs: dict[str, JobRecord] = {}
         self.urls: dict[str, Presigned] = {}  # by signature
-        self.task_group: TaskGroup | None = None
         self._seq = 0
-        self._dir: Path | None = None
-        self._cleanup: weakref.finalize[Any, Any] | None = None
-
-    @property
-    def directory(self) -> Path:
-        """The temporary directory of uploaded files, made on first use."""
-        if self._dir is None:
-            self._dir = Path(tempfile.mkdtemp(prefix="avatarkit-metastudio-"))
-            # Also removed if the app is dropped without a clean shutdown.
-            self._cleanup = weakref.finalize(self, shutil.rmtree, self._dir, True)
-        return self._dir
-
-    def close(self) -> None:
-        """Remove the uploaded files."""
-        if self._cleanup is not None:
-            self._cleanup()
-        self._dir = None
-        self._cleanup = None
-
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[None]:
-        """Owns the background work (job timers) while the app runs."""
-        try:
-            async with anyio.create_task_group() as tg:
-                self.task_group = tg
-                try:
-                    yield
-                finally:
-                    self.task_group = None
-                    tg.cancel_scope.cancel()
-        finally:
-            self.close()
 
     def new_job(self, project_id: str, request: CreateJobRequest) -> JobRecord:
         job_id = uuid.uuid4().hex

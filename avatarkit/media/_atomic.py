@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
-__all__ = ["Partial"]
+__all__ = ["Partial", "Sink"]
 
 
 class Partial:
@@ -27,3 +29,27 @@ class Partial:
         """Remove the temp file if it exists."""
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.temp)
+
+
+class Sink:
+    """A writer used as a context manager: ``close()`` on success, ``abort()`` on error."""
+
+    def close(self) -> object:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

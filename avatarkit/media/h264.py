@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import BinaryIO, Final
 
 from avatarkit.errors import AvatarError
-from avatarkit.media._atomic import Partial
+from avatarkit.media._atomic import Partial, Sink
 
 __all__ = ["H264Writer", "is_keyframe", "nal_types"]
 
@@ -34,7 +33,7 @@ def is_keyframe(au: bytes | bytearray | memoryview) -> bool:
     return NAL_IDR in nal_types(au)
 
 
-class H264Writer:
+class H264Writer(Sink):
     """Writes H.264 access units as a raw Annex-B ``.h264`` elementary stream.
 
     Access units before the first keyframe are skipped (nothing could decode them), so
@@ -84,17 +83,3 @@ class H264Writer:
         if file is not None:
             file.close()
         self._partial.discard()
-
-    def __enter__(self) -> H264Writer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()

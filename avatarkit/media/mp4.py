@@ -9,11 +9,10 @@ from array import array
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Final
 
 from avatarkit.errors import AvatarError, ValidationError
-from avatarkit.media._atomic import Partial
+from avatarkit.media._atomic import Partial, Sink
 from avatarkit.media.h264 import NAL_IDR, NAL_SPS, nal_types
 
 __all__ = ["Mp4Writer", "require_av"]
@@ -35,7 +34,7 @@ def require_av() -> Any:
     return av
 
 
-class Mp4Writer:
+class Mp4Writer(Sink):
     """Muxes PCM (s16le mono) and H.264 Annex-B access units into ``.mp4``/``.mov``.
 
     The video is not re-encoded: each access unit becomes one packet, frame *i* (counting
@@ -226,17 +225,3 @@ class Mp4Writer:
             if isinstance(exc, OSError):  # PyAV's file errors are OSErrors too: keep them so
                 raise
             raise AvatarError(f"{self.path.name}: {exc}") from exc
-
-    def __enter__(self) -> Mp4Writer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()

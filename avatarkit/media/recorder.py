@@ -13,6 +13,7 @@ from typing import Final, Literal
 import anyio.to_thread
 
 from avatarkit.errors import AvatarError, ValidationError
+from avatarkit.media._atomic import Sink
 from avatarkit.media.h264 import H264Writer
 from avatarkit.media.mp4 import Mp4Writer
 from avatarkit.media.subtitles import SUBTITLE_SUFFIXES, SubtitleTrack
@@ -75,7 +76,7 @@ def _suffix(path: Path, allowed: tuple[str, ...], field: str) -> str:
     return suffix
 
 
-class Recorder:
+class Recorder(Sink):
     """Writes the media and subtitles of a stream's events to files, chosen by suffix.
 
     ``path``: ``.mp4``/``.mov`` (H.264 as received + AAC audio, needs the ``media`` extra),
@@ -358,19 +359,5 @@ class Recorder:
     ) -> None:
         if exc_type is None:
             await self.aclose()
-        else:
-            self.abort()
-
-    def __enter__(self) -> Recorder:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self.close()
         else:
             self.abort()

@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 import struct
 from pathlib import Path
-from types import TracebackType
 from typing import BinaryIO, Final
 
 from avatarkit.errors import AvatarError, ValidationError
-from avatarkit.media._atomic import Partial
+from avatarkit.media._atomic import Partial, Sink
 
 __all__ = ["WavWriter"]
 
@@ -37,7 +36,7 @@ def _header(data_size: int, sample_rate: int, channels: int) -> bytes:
     )
 
 
-class WavWriter:
+class WavWriter(Sink):
     """Streams s16le PCM into a ``.wav`` file; the header's sizes are patched at :meth:`close`.
 
     The file is written as ``.{name}.partial`` beside ``path`` and renamed on a successful
@@ -114,17 +113,3 @@ class WavWriter:
         if file is not None:
             file.close()
         self._partial.discard()
-
-    def __enter__(self) -> WavWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
