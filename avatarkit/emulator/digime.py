@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import re
 import secrets
 import struct
 import zlib
@@ -69,6 +68,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from avatarkit._redact import protected_logger, redact_url
+from avatarkit._schema_errors import field_problem
 from avatarkit.digime.rules import (
     MaterialType,
     check_conf_name,
@@ -340,8 +340,6 @@ async def _deliver(state: EmulatorState, record: TrainingRecord) -> None:
 T = TypeVar("T")
 _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
 _any_json: Final = msgspec.json.Decoder()
-_MSGSPEC_ERROR: Final = re.compile(r"(?s)(?P<rule>.*?)(?: - at `\$(?P<path>.*)`)?")
-_MISSING_FIELD: Final = re.compile(r"Object missing required field `(?P<name>[^`]*)`")
 
 
 def _decode(body: bytes, kind: type[T]) -> T:
@@ -359,20 +357,14 @@ def _decode(body: bytes, kind: type[T]) -> T:
 
 def _schema_failure(body: bytes, text: str) -> _Fail:
     """A msgspec validation error as a ValidationError-style message naming the field."""
-    match = _MSGSPEC_ERROR.fullmatch(text)
-    rule = match["rule"] if match else text
-    path = (match["path"] or "") if match else ""
-    name = path.lstrip(".")
-    missing = _MISSING_FIELD.fullmatch(rule)
-    if missing:
-        name = f"{name}.{missing['name']}" if name else missing["name"]
-        rule = "is required"
+    problem = field_problem(text)
+    name, rule = problem.path, "is required" if problem.missing else problem.rule
     if not name:
         return _Fail(400, INVALID, f"invalid parameter: body: {rule} (need a JSON object)")
     value: Any = None
     with contextlib.suppress(msgspec.MsgspecError):
         raw = _any_json.decode(body)
-        if isinstance(raw, dict):
+        if isinstance(raw, dict) and not problem.missing:
             value = raw.get(name)
     if name == "content" and rule.startswith("Invalid base64"):
         rule = "is not valid standard base64 (RFC 4648 alphabet, padded, no whitespace)"

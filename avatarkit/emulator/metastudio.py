@@ -104,6 +104,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive
 
 from avatarkit._redact import protected_logger
+from avatarkit._schema_errors import field_problem, value_at
 from avatarkit.emulator.shaping import FaultTarget
 from avatarkit.emulator.store import ServiceStore
 from avatarkit.errors import ValidationError
@@ -500,9 +501,6 @@ def _assemble(parts: list[Path], target: Path) -> None:
 T = TypeVar("T")
 _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
 _any_json: Final = msgspec.json.Decoder()
-_MSGSPEC_ERROR: Final = re.compile(r"(?s)(?P<rule>.*?)(?: - at `\$(?P<path>.*)`)?")
-_MISSING_FIELD: Final = re.compile(r"Object missing required field `(?P<name>[^`]*)`")
-_PATH_STEP: Final = re.compile(r"\.(?P<key>[^.\[]+)|\[(?P<index>\d+)\]")
 
 
 def _decode(body: bytes, kind: type[T]) -> T:
@@ -518,37 +516,19 @@ def _decode(body: bytes, kind: type[T]) -> T:
     return value
 
 
-def _lookup(body: bytes, path: str) -> Any:
-    """The value at a msgspec error path (``.a.b[0]``) in the raw body, or None."""
-    try:
-        value: Any = _any_json.decode(body)
-    except msgspec.MsgspecError:
-        return None
-    for step in _PATH_STEP.finditer(path):
-        if step["key"] is not None and isinstance(value, dict):
-            value = value.get(step["key"])
-        elif step["index"] is not None and isinstance(value, list):
-            index = int(step["index"])
-            value = value[index] if index < len(value) else None
-        else:
-            return None
-    return value
-
-
 def _schema_failure(body: bytes, text: str) -> _Fail:
     """A msgspec validation error as a ValidationError-style message naming the field."""
-    match = _MSGSPEC_ERROR.fullmatch(text)
-    rule = match["rule"] if match else text
-    path = (match["path"] or "") if match else ""
-    name = path.lstrip(".")
-    value: Any = _lookup(body, path)
-    missing = _MISSING_FIELD.fullmatch(rule)
-    if missing:
-        name = f"{name}.{missing['name']}" if name else missing["name"]
+    problem = field_problem(text)
+    if not problem.path:
+        return _Fail(400, INVALID, f"invalid parameter: body: {problem.rule} (need a JSON object)")
+    if problem.missing:
         rule, value = "is required", None
-    if not name:
-        return _Fail(400, INVALID, f"invalid parameter: body: {rule} (need a JSON object)")
-    return _Fail(400, INVALID, f"invalid parameter: {ValidationError(name, value, rule)}")
+    else:
+        try:
+            rule, value = problem.rule, value_at(_any_json.decode(body), problem.path)
+        except msgspec.MsgspecError:
+            rule, value = problem.rule, None
+    return _Fail(400, INVALID, f"invalid parameter: {ValidationError(problem.path, value, rule)}")
 
 
 @contextlib.contextmanager

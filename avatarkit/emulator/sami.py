@@ -64,7 +64,6 @@ import io
 import ipaddress
 import itertools
 import math
-import re
 import secrets
 import uuid
 import wave
@@ -85,6 +84,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from avatarkit._redact import protected_logger, redact_url
+from avatarkit._schema_errors import field_problem
 from avatarkit.errors import ValidationError
 from avatarkit.voice.rules import (
     MAX_INPUT_BYTES,
@@ -173,22 +173,16 @@ class _Payload(msgspec.Struct, forbid_unknown_fields=True):
 
 _envelope_decoder: Final = msgspec.json.Decoder(_Envelope)
 _payload_decoder: Final = msgspec.json.Decoder(_Payload)
-_MSGSPEC_ERROR: Final = re.compile(r"(?s)(?P<rule>.*?)(?: - at `\$(?P<path>.*)`)?")
-_MISSING: Final = re.compile(r"Object missing required field `(?P<name>[^`]*)`")
-_UNKNOWN: Final = re.compile(r"Object contains unknown field `(?P<name>[^`]*)`")
 
 
 def _msgspec_problem(text: str) -> tuple[str, str]:
     """``(field path, rule)`` of a msgspec validation message."""
-    match = _MSGSPEC_ERROR.fullmatch(text)
-    rule = match["rule"] if match else text
-    path = ((match["path"] or "") if match else "").lstrip(".")
-    for pattern, what in ((_MISSING, "is required"), (_UNKNOWN, "is not a documented field")):
-        found = pattern.fullmatch(rule)
-        if found:
-            path = f"{path}.{found['name']}" if path else found["name"]
-            rule = what
-    return path, rule
+    problem = field_problem(text)
+    if problem.missing:
+        return problem.path, "is required"
+    if problem.unknown:
+        return problem.path, "is not a documented field"
+    return problem.path, problem.rule
 
 
 def _decode_envelope(body: bytes) -> _Envelope:

@@ -12,7 +12,6 @@ dotted field, the offending value and the rule.
 
 from __future__ import annotations
 
-import re
 import types
 from collections.abc import Mapping
 from typing import Any, Final, NoReturn, Union, get_args, get_origin
@@ -20,6 +19,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from avatarkit._schema_errors import field_problem, value_at
 from avatarkit.errors import ValidationError
 
 __all__ = [
@@ -410,42 +410,16 @@ def _check_rules(cfg: SessionConfig) -> None:
 _ENCODER: Final = msgspec.json.Encoder()
 _DECODER: Final = msgspec.json.Decoder(SessionConfig)
 
-_ERROR_PATH = re.compile(r"^(?P<rule>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
-_MISSING = re.compile(r"missing required field `(?P<name>[^`]+)`")
-_NOT_FOUND: Final = object()
-
-
-def _lookup(source: Any, path: str) -> Any:
-    """The value at dotted ``path`` inside dicts/Structs, or _NOT_FOUND."""
-    node = source
-    for key in path.split(".") if path else ():
-        if isinstance(node, Mapping):
-            node = node.get(key, _NOT_FOUND)
-        elif isinstance(node, msgspec.Struct):
-            node = getattr(node, key, _NOT_FOUND)
-        else:
-            return _NOT_FOUND
-        if node is _NOT_FOUND:
-            return node
-    return node
-
 
 def _from_msgspec(error: msgspec.ValidationError, source: Any) -> ValidationError:
     """Turn msgspec's "<rule> - at `$.a.b`" into a ValidationError on ``a.b``."""
-    match = _ERROR_PATH.match(str(error))
-    assert match is not None  # the pattern matches any text
-    rule, raw = match["rule"], match["path"] or ""
-    path = raw.lstrip(".").replace("[", ".").replace("]", "")
-    missing = _MISSING.search(rule)
-    if missing:
-        path = f"{path}.{missing['name']}" if path else missing["name"]
-        value = None
-    else:
-        value = _lookup(source, path)
+    problem = field_problem(str(error))
+    path = problem.path.replace("[", ".").replace("]", "")
     if not path:
         # The whole document is wrong; it may hold secrets, so only its type is named.
-        return ValidationError("config", None, f"must be a JSON object: {rule}")
-    return ValidationError(path, _shown(path, None if value is _NOT_FOUND else value), rule)
+        return ValidationError("config", None, f"must be a JSON object: {problem.rule}")
+    value = None if problem.missing else value_at(source, path)
+    return ValidationError(path, _shown(path, value), problem.rule)
 
 
 def _reject_unknown(fields: Mapping[str, Any], struct: type[msgspec.Struct], prefix: str) -> None:
