@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import array
-import io
 import itertools
 import math
-import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,31 +18,8 @@ from avatarkit.emulator import Emulator
 from avatarkit.emulator.server import serve_asgi
 from avatarkit.tta import frames
 from avatarkit.tta.audio import SECOND_BYTES, PcmConverter, Rechunker
+from tests.audio_helpers import tone, wav_bytes
 from tests.conftest import SMALL_VIDEO, session_for
-
-
-def tone(seconds: float, rate: int, channels: int, freq: float = 220.0) -> bytes:
-    n = int(seconds * rate)
-    samples = array.array(
-        "h",
-        (
-            int(8000 * math.sin(2 * math.pi * freq * i / rate))
-            for i in range(n)
-            for _ in range(channels)
-        ),
-    )
-    return samples.tobytes()
-
-
-def wav_bytes(pcm: bytes, rate: int, channels: int) -> bytes:
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm)
-    return out.getvalue()
-
 
 # -- pure parts -------------------------------------------------------------
 
@@ -72,7 +47,7 @@ def test_conversion_does_not_depend_on_how_the_input_is_split(
 def test_conversion_keeps_the_pitch() -> None:
     """A 440 Hz tone at 44.1 kHz stereo is still 440 Hz at 16 kHz (zero crossings)."""
     out = array.array("h")
-    out.frombytes(PcmConverter(44100, 2).feed(tone(1.0, 44100, 2, freq=440)))
+    out.frombytes(PcmConverter(44100, 2).feed(tone(1.0, 44100, 2, hz=440)))
     crossings = sum(1 for a, b in itertools.pairwise(out) if (a < 0) != (b < 0))
     assert abs(crossings / 2 - 440) <= 3
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 import array
 import base64
 import io
-import itertools
 import json
-import math
 import os
 import subprocess
 import sys
@@ -30,6 +28,7 @@ from avatarkit.emulator.media import synth_speech
 from avatarkit.emulator.sami import pitch_factor
 from avatarkit.emulator.server import serve_asgi
 from avatarkit.voice.rules import MAX_INPUT_BYTES
+from tests.audio_helpers import crossings_per_second, sine_wav
 from tests.conftest import emulator_process
 
 pytestmark = pytest.mark.anyio
@@ -47,24 +46,6 @@ async def emulator(anyio_backend: str) -> AsyncIterator[Emulator]:
     """One emulator for the module: these tests only send it requests."""
     async with Emulator() as emu:
         yield emu
-
-
-def sine_wav(*, rate: int = 16000, seconds: float = 0.5, hz: float = 200.0) -> bytes:
-    samples = array.array(
-        "h", (int(8000 * math.sin(2 * math.pi * hz * i / rate)) for i in range(int(rate * seconds)))
-    )
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(samples.tobytes())
-    return buffer.getvalue()
-
-
-def crossings_per_second(samples: array.array[int], rate: int) -> float:
-    count = sum(1 for a, b in itertools.pairwise(samples) if (a < 0) != (b < 0))
-    return count * rate / len(samples)
 
 
 def mp3_of(wav: bytes) -> bytes:
@@ -92,7 +73,7 @@ def envelope(emu: Emulator, **changes: Any) -> dict[str, Any]:
         "token": emu.token,
         "namespace": "VoiceConversion",
         "payload": {"speaker": SPEAKER},
-        "data": b64(sine_wav()),
+        "data": b64(sine_wav(seconds=0.5)),
     }
     body.update(changes)
     if isinstance(body.get("payload"), dict):
@@ -143,7 +124,9 @@ async def test_a_conversion_as_documented(emulator: Emulator) -> None:
 async def test_inputs_mp3_and_raw_pcm(emulator: Emulator) -> None:
     pcm = synth_speech("你好，世界。", seed=2)
     async with client(emulator) as http:
-        status, from_mp3 = await invoke(http, envelope(emulator, data=b64(mp3_of(sine_wav()))))
+        status, from_mp3 = await invoke(
+            http, envelope(emulator, data=b64(mp3_of(sine_wav(seconds=0.5))))
+        )
         assert status == 200, from_mp3
         status, from_pcm = await invoke(http, envelope(emulator, data=b64(pcm)))
         assert status == 200, from_pcm
@@ -155,7 +138,7 @@ async def test_inputs_mp3_and_raw_pcm(emulator: Emulator) -> None:
 
 async def test_credentials_in_the_query(emulator: Emulator) -> None:
     query = {"appkey": emulator.appid, "token": emulator.token, "namespace": "VoiceConversion"}
-    body = {"payload": json.dumps({"speaker": SPEAKER}), "data": b64(sine_wav())}
+    body = {"payload": json.dumps({"speaker": SPEAKER}), "data": b64(sine_wav(seconds=0.5))}
     async with client(emulator) as http:
         status, answer = await invoke(http, body, params={**query, "version": "v4"})
         assert status == 200 and answer["status_code"] == 20000000
@@ -283,7 +266,7 @@ async def test_request_shape_and_limits(emulator: Emulator) -> None:
 
 
 async def test_payload_url_is_fetched_from_loopback_only(emulator: Emulator) -> None:
-    wav = sine_wav()
+    wav = sine_wav(seconds=0.5)
 
     async def get(request: Request) -> Response:
         if request.path_params["name"] == "in.wav":
@@ -329,7 +312,7 @@ async def test_separate_sami_credentials() -> None:
 
 def test_cli_voice_convert(tmp_path: Path) -> None:
     source = tmp_path / "in.wav"
-    source.write_bytes(sine_wav())
+    source.write_bytes(sine_wav(seconds=0.5))
     out = tmp_path / "out.mp3"
     with emulator_process() as proc:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AVATARKIT_")}

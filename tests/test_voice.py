@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import array
 import io
-import itertools
 import logging
-import math
 import socket
 import wave
 from collections.abc import AsyncIterator, Callable
@@ -36,31 +34,13 @@ from avatarkit.errors import (
 )
 from avatarkit.voice import SPEAKERS, ConvertedAudio
 from avatarkit.voice.rules import MAX_INPUT_BYTES, PCM_BYTES_PER_SECOND
+from tests.audio_helpers import crossings_per_second, sine_wav
 from tests.conftest import FAST_RETRY
 
 pytestmark = pytest.mark.anyio
 
 FEMALE, MALE = "zh_female_qingxin", "zh_male_chunhou"
 TONE_HZ = 200.0
-
-
-def sine_wav(*, rate: int = 16000, seconds: float = 1.0, hz: float = TONE_HZ) -> bytes:
-    samples = array.array(
-        "h", (int(8000 * math.sin(2 * math.pi * hz * i / rate)) for i in range(int(rate * seconds)))
-    )
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(samples.tobytes())
-    return buffer.getvalue()
-
-
-def crossings_per_second(samples: array.array[int], rate: int) -> float:
-    """Zero crossings per second: twice the frequency of a pure tone."""
-    count = sum(1 for a, b in itertools.pairwise(samples) if (a < 0) != (b < 0))
-    return count * rate / len(samples)
 
 
 def read_wav(data: bytes) -> tuple[int, int, array.array[int]]:
