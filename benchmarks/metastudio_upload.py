@@ -26,17 +26,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _measure import rss_kib  # benchmarks/ is on sys.path when a benchmark runs
+
 from avatarkit.emulator.options import EmulatorOptions
 from avatarkit.emulator.process import spawn_emulator
 
 MIB = 1024 * 1024
-
-
-def rss_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(field)
 
 
 def child(args: argparse.Namespace) -> None:

@@ -68,7 +68,6 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from avatarkit._redact import protected_logger, redact_url
-from avatarkit._schema_errors import field_problem
 from avatarkit.digime.rules import (
     MaterialType,
     check_conf_name,
@@ -87,6 +86,7 @@ from avatarkit.digime.wire import (
     TrainingInfoRequest,
     TrainingState,
 )
+from avatarkit.emulator.bodies import BodyProblem, decode_body
 from avatarkit.emulator.shaping import FaultTarget
 from avatarkit.emulator.store import ServiceStore
 from avatarkit.errors import ValidationError
@@ -338,34 +338,23 @@ async def _deliver(state: EmulatorState, record: TrainingRecord) -> None:
 # -- requests -----------------------------------------------------------------
 
 T = TypeVar("T")
-_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
-_any_json: Final = msgspec.json.Decoder()
 
 
 def _decode(body: bytes, kind: type[T]) -> T:
-    decoder = _decoders.get(kind)
-    if decoder is None:
-        decoder = _decoders[kind] = msgspec.json.Decoder(kind)
     try:
-        value: T = decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        raise _schema_failure(body, str(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise _Fail(400, INVALID, f"invalid parameter: body is not JSON ({exc})") from None
-    return value
+        return decode_body(body, kind)
+    except BodyProblem as problem:
+        raise _body_failure(problem) from None
 
 
-def _schema_failure(body: bytes, text: str) -> _Fail:
-    """A msgspec validation error as a ValidationError-style message naming the field."""
-    problem = field_problem(text)
-    name, rule = problem.path, "is required" if problem.missing else problem.rule
+def _body_failure(problem: BodyProblem) -> _Fail:
+    """A bad body as a ValidationError-style message naming the field."""
+    name, value = problem.path, problem.value
+    rule = "is required" if problem.missing else problem.rule
+    if name is None:
+        return _Fail(400, INVALID, f"invalid parameter: {rule}")
     if not name:
         return _Fail(400, INVALID, f"invalid parameter: body: {rule} (need a JSON object)")
-    value: Any = None
-    with contextlib.suppress(msgspec.MsgspecError):
-        raw = _any_json.decode(body)
-        if isinstance(raw, dict) and not problem.missing:
-            value = raw.get(name)
     if name == "content" and rule.startswith("Invalid base64"):
         rule = "is not valid standard base64 (RFC 4648 alphabet, padded, no whitespace)"
         return _Fail(400, BAD_BASE64, f"invalid content: {ValidationError(name, value, rule)}")

@@ -104,7 +104,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive
 
 from avatarkit._redact import protected_logger
-from avatarkit._schema_errors import field_problem, value_at
+from avatarkit.emulator.bodies import BodyProblem, decode_body
 from avatarkit.emulator.shaping import FaultTarget
 from avatarkit.emulator.store import ServiceStore
 from avatarkit.errors import ValidationError
@@ -499,36 +499,25 @@ def _assemble(parts: list[Path], target: Path) -> None:
 # -- requests -----------------------------------------------------------------
 
 T = TypeVar("T")
-_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
-_any_json: Final = msgspec.json.Decoder()
 
 
 def _decode(body: bytes, kind: type[T]) -> T:
-    decoder = _decoders.get(kind)
-    if decoder is None:
-        decoder = _decoders[kind] = msgspec.json.Decoder(kind)
     try:
-        value: T = decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        raise _schema_failure(body, str(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise _Fail(400, INVALID, f"invalid parameter: body is not JSON ({exc})") from None
-    return value
+        return decode_body(body, kind)
+    except BodyProblem as problem:
+        raise _body_failure(problem) from None
 
 
-def _schema_failure(body: bytes, text: str) -> _Fail:
-    """A msgspec validation error as a ValidationError-style message naming the field."""
-    problem = field_problem(text)
+def _body_failure(problem: BodyProblem) -> _Fail:
+    """A bad body as a ValidationError-style message naming the field."""
+    if problem.path is None:
+        return _Fail(400, INVALID, f"invalid parameter: {problem.rule}")
     if not problem.path:
         return _Fail(400, INVALID, f"invalid parameter: body: {problem.rule} (need a JSON object)")
-    if problem.missing:
-        rule, value = "is required", None
-    else:
-        try:
-            rule, value = problem.rule, value_at(_any_json.decode(body), problem.path)
-        except msgspec.MsgspecError:
-            rule, value = problem.rule, None
-    return _Fail(400, INVALID, f"invalid parameter: {ValidationError(problem.path, value, rule)}")
+    rule = "is required" if problem.missing else problem.rule
+    return _Fail(
+        400, INVALID, f"invalid parameter: {ValidationError(problem.path, problem.value, rule)}"
+    )
 
 
 @contextlib.contextmanager
