@@ -57,8 +57,15 @@ def scrub(text: str) -> str:
 
 
 def redact_url(url: str) -> str:
-    """``url`` with every query value masked (``appid`` excepted)."""
-    parts = urlsplit(url)
+    """``url`` with every query value masked (``appid`` excepted).
+
+    A string that is not a URL at all (``http://[``, from a hostile peer) is
+    masked from its first ``?`` on, never raised about."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        head, sep, _ = url.partition("?")
+        return head + (f"?{MASK}" if sep else "")
     if not parts.query:
         return url
     pairs = []
@@ -70,8 +77,12 @@ def redact_url(url: str) -> str:
 
 
 def short_repr(value: Any, limit: int = 80) -> str:
-    """A short, scrubbed ``repr`` for error messages."""
-    text = repr(value)
+    """A short, scrubbed ``repr`` for error messages; never raises (a value whose
+    ``repr`` fails, or is too deep or too big to print, gets a stand-in)."""
+    try:
+        text = repr(value)
+    except Exception:  # RecursionError, ValueError (int too large to print), a broken __repr__
+        text = f"<{type(value).__name__} object>"
     if len(text) > limit:
         text = text[: limit - 3] + "..."
     return scrub(text)

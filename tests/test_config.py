@@ -570,3 +570,108 @@ def test_random_dimensions_check_or_name_video(width: int | None, height: int | 
         w, h = cfg.resolution
         assert 240 <= w <= 1920
         assert 240 <= h <= 1920
+
+
+# --- foreign exceptions turned into ValidationError (issue 8, 4c/4d) ------------
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+def _deep_list(depth: int = 100_000) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        '{"role": "COCO", "extra": ' + DEEP + "}",  # an ignored field, still parsed
+        '{"role": "COCO", "extra": ' + "[" * 100_000,
+        '{"role": 5, "extra": ' + DEEP + "}",  # a type error first, then the deep source
+        DEEP,
+    ],
+)
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_decode_deeply_nested_json(data: str, as_bytes: bool) -> None:
+    with pytest.raises(ValidationError) as info:
+        decode_config(data.encode() if as_bytes else data)
+    assert info.value.field in ("config", "role")
+
+
+@pytest.mark.parametrize(
+    "data", ['{"role": "\ud800"}', '{"role": "COCO", "uid": "a\udc00"}', "\udfff"]
+)
+def test_decode_str_with_a_lone_surrogate(data: str) -> None:
+    with pytest.raises(ValidationError, match="lone surrogate") as info:
+        decode_config(data)
+    assert info.value.field == "config"
+
+
+@pytest.mark.parametrize("data", [None, 5, ["{}"], {"role": "COCO"}])
+def test_decode_wrong_input_type(data: Any) -> None:
+    with pytest.raises(ValidationError) as info:
+        decode_config(data)
+    assert info.value.field == "config"
+
+
+@pytest.mark.parametrize(
+    ("fields", "path"),
+    [
+        ({"role": "\ud800"}, "role"),
+        ({"uid": "\udc00"}, "uid"),
+        ({"background": "https://x/\udc00.png"}, "background"),
+        ({"role_conf": {"voice_type": "BV\ud800"}}, "role_conf.voice_type"),
+        ({"rtc": {**RTC, "room": "r\udc00"}}, "rtc.room"),
+    ],
+)
+def test_make_config_refuses_lone_surrogates(fields: dict[str, Any], path: str) -> None:
+    # They passed every check, then failed in encode_config (UnicodeEncodeError).
+    with pytest.raises(ValidationError, match="lone surrogate") as info:
+        make_config(**{"role": "COCO", **fields})
+    assert info.value.field == path
+
+
+@pytest.mark.parametrize(
+    ("fields", "path"),
+    [
+        ({"video": {"video_width": 10**5000}}, "video.video_width"),  # repr of it: ValueError
+        ({"role_conf": {"role_top_offset": -(10**5000)}}, "role_conf.role_top_offset"),
+        ({"logo": _deep_list()}, "logo"),  # repr of it: RecursionError
+        ({"role": _deep_list()}, "role"),
+        ({"uid": 10**5000}, "uid"),
+    ],
+)
+def test_make_config_unshowable_values(fields: dict[str, Any], path: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        make_config(**{"role": "COCO", **fields})
+    assert info.value.field == path
+    assert len(str(info.value)) < 200
+
+
+@pytest.mark.parametrize(
+    ("cfg", "path"),
+    [
+        (SessionConfig(role="\ud800"), "role"),
+        (
+            SessionConfig(
+                role="COCO", rtc=RtcConfig(app_id="a", room="r", uid="u", token="\ud800")
+            ),
+            "rtc.token",
+        ),
+        (SessionConfig(role=object()), "role"),  # type: ignore[arg-type]
+        (SessionConfig(role="COCO", logo={"x": object()}), "logo"),  # type: ignore[arg-type]
+    ],
+)
+def test_encode_unencodable_config_names_the_field(cfg: SessionConfig, path: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        encode_config(cfg)
+    assert info.value.field == path
+    if path == "rtc.token":
+        assert info.value.value == "***"  # masked, even when it cannot be encoded
+
+
+def test_encode_needs_a_session_config() -> None:
+    with pytest.raises(ValidationError, match="must be a SessionConfig"):
+        encode_config({"role": "COCO"})  # type: ignore[arg-type]

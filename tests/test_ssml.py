@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import xml.etree.ElementTree as ET
@@ -1091,3 +1092,79 @@ def test_random_subtitle_styles_raise_only_validation_errors(style: dict[str, ob
         json.dumps(checked)
         return
     assert error.field.startswith("subtitle.global_style")
+
+
+# --- wrong-typed arguments: ValidationError naming the argument (issue 8, 4d) ----------
+
+_GEO: dict[str, Any] = {"left": 0, "top": 0, "width": 1, "height": 1, "level": 0}
+_HUGE = 10**5000  # str() of it raises ValueError (the int-to-str digit limit)
+_NAN = float("nan")
+
+
+@pytest.mark.parametrize(
+    ("call", "argument"),
+    [
+        (lambda: Speak().text(b"x"), "text"),
+        (lambda: Speak().text(None), "text"),
+        (lambda: Speak().text(5), "text"),
+        (lambda: Speak(b"x"), "text"),
+        (lambda: Speak(0), "text"),
+        (lambda: Speak().action(b"OK"), "type"),
+        (lambda: Speak().action(None), "type"),
+        (lambda: Speak().action(15), "type"),
+        (lambda: Speak().action("LISTENING", time=3), "time"),
+        (lambda: Speak().action("OK", is_silence="true"), "is_silence"),
+        (lambda: Speak().image("https://x/a", **_GEO, text=b"x"), "text"),
+        (lambda: Speak().image("https://x/a", **_GEO, text=None), "text"),
+        (lambda: Speak().image(b"https://x/a", **_GEO, text="x"), "url"),
+        (lambda: Speak().image("https://x/a", **{**_GEO, "left": None}, text="x"), "left"),
+        (lambda: Speak().image("https://x/a", **{**_GEO, "top": "0"}, text="x"), "top"),
+        (lambda: Speak().image("https://x/a", **{**_GEO, "width": 1.5}, text="x"), "width"),
+        (lambda: Speak().image("https://x/a", **{**_GEO, "height": True}, text="x"), "height"),
+        (lambda: Speak().image("https://x/a", **{**_GEO, "level": _HUGE}, text="x"), "level"),
+        (lambda: Speak().image_open([1], "https://x/a", **_GEO), "track_id"),
+        (lambda: Speak().image_open(None, "https://x/a", **_GEO), "track_id"),
+        (lambda: Speak().image_open("1", "https://x/a", **{**_GEO, "left": _HUGE}), "left"),
+        (lambda: Speak().image_close(b"1"), "track_id"),
+        (lambda: Speak().image_close(_HUGE), "track_id"),
+        (lambda: Speak().video(None, **_GEO), "url"),
+        (lambda: Speak().video("https://x/v", **{**_GEO, "level": object()}), "level"),
+        (lambda: Speak().camera(None), "scene"),
+        (lambda: Speak().camera("3dCameraFrontAll", sensor_height=_NAN), "sensor_height"),
+        (lambda: Speak().camera("3dCameraFrontAll", sensor_height=b"36"), "sensor_height"),
+        (lambda: Speak().camera("3dCameraFrontAll", mode=None), "mode"),
+        (lambda: Speak().background(5), "url"),
+        (lambda: Speak().background("https://x/b", transition_effect=1), "transition_effect"),
+        (lambda: Speak().background("https://x/b", scene_levelmap=1.0), "scene_levelmap"),
+        (lambda: Speak().background("https://x/b", type=None), "type"),
+        (lambda: Speak().raw(b"<break/>"), "markup"),
+        (lambda: Speak().raw(None), "markup"),
+        (lambda: Speak().audio("https://x/a", format=None), "format"),
+        (lambda: Speak().audio("https://x/a", format="mp3", sample_rate="16000"), "sample_rate"),
+        (lambda: Speak().audio("https://x/a", format="mp3", ac=_HUGE), "ac"),
+        (lambda: Speak().subtitle(None), "text"),
+        (lambda: Speak().subtitle(["x"]), "text"),
+        (lambda: ssml.escape(b"x"), "text"),
+        (lambda: ssml.escape_attr(None), "value"),
+    ],
+)
+def test_builder_wrong_types_name_the_argument(call: Any, argument: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        call()
+    assert info.value.field == argument
+    assert len(str(info.value)) < 200
+
+
+@pytest.mark.parametrize(
+    "style",
+    [
+        {"margin_l": -_HUGE},  # repr of the value raised ValueError
+        {"margin_v": functools.reduce(lambda inner, _: [inner], range(100_000), [])},
+        {_HUGE: 1},
+    ],
+)
+def test_subtitle_style_unshowable_values(style: dict[Any, Any]) -> None:
+    with pytest.raises(ValidationError) as info:
+        subtitle(style)
+    assert info.value.field.startswith("subtitle.global_style")
+    assert len(str(info.value)) < 200

@@ -12,6 +12,7 @@ hands them to the program::
     done = await receiver.wait_for(conf_name)
 
 It needs no web framework: ``uvicorn module:receiver`` serves it alone.
+Behind another server, :func:`parse_callback_body` reads a body on its own.
 
 The service can only be given a URL, so the shared secret travels in its
 query string.  This module never logs URLs, but a server's access log may:
@@ -30,10 +31,11 @@ import anyio
 import msgspec
 
 from avatarkit._redact import protected_logger, register_secret, scrub
+from avatarkit._schema_errors import decode_failure, reportable
 from avatarkit.digime.wire import TrainingCallback, TrainingState
-from avatarkit.errors import StreamClosed, ValidationError
+from avatarkit.errors import ProtocolError, StreamClosed, ValidationError
 
-__all__ = ["CallbackReceiver"]
+__all__ = ["BadCallbackBody", "CallbackReceiver", "parse_callback_body"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -66,6 +68,48 @@ class _Rejected(Exception):
 
 def _reject(status: int, reason: str, *headers: tuple[bytes, bytes]) -> _Rejected:
     return _Rejected(status, reason, list(headers))
+
+
+class BadCallbackBody(ProtocolError):
+    """A callback body that is not JSON (``status`` 400) or not a training callback (422)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)  # no excerpt: role_pic/pre_pic may be presigned URLs
+        self.status = status
+
+
+# What msgspec's decoder raises on a bad body: DecodeError (its ValidationError
+# included) and, past ~1000 levels of nesting, RecursionError (it recurses per level).
+_DECODE_ERRORS: Final = (msgspec.DecodeError, RecursionError)
+
+
+def parse_callback_body(body: bytes | bytearray | memoryview) -> TrainingCallback:
+    """The training callback in a POSTed body; :class:`BadCallbackBody` if it is not one.
+
+    Pure: the receiver's HTTP side answers ``status`` with the error's reason.
+    """
+    if not isinstance(body, bytes | bytearray | memoryview):
+        raise ValidationError("body", reportable(body), "must be bytes")
+    try:
+        callback = _decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        # A syntax error after a type error shows up as the type error: tell them apart.
+        try:
+            _any_json.decode(body)
+        except _DECODE_ERRORS as syntax:
+            raise BadCallbackBody(400, f"malformed JSON: {decode_failure(syntax)}") from None
+        raise BadCallbackBody(422, f"not a training callback: {exc}") from None
+    except _DECODE_ERRORS as exc:
+        raise BadCallbackBody(400, f"malformed JSON: {decode_failure(exc)}") from None
+    if not callback.conf_name:
+        raise BadCallbackBody(422, "not a training callback: conf_name is empty")
+    if callback.state not in _DONE_STATES:
+        raise BadCallbackBody(
+            422,
+            f"not a training callback: state must be 2 (success) or 3 (failure), "
+            f"got {int(callback.state)}",
+        )
+    return callback
 
 
 class _Waiter:
@@ -148,10 +192,9 @@ class CallbackReceiver:
         if secret is not None and len(secret) < _MIN_SECRET:
             # Never put the value itself in the message: it is not registered yet.
             raise ValidationError("secret", "***", f"at least {_MIN_SECRET} characters")
-        if max_body < 1:
-            raise ValidationError("max_body", max_body, "must be >= 1")
-        if queue_size < 1:
-            raise ValidationError("queue_size", queue_size, "must be >= 1")
+        for name, value in (("max_body", max_body), ("queue_size", queue_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValidationError(name, reportable(value), "must be an integer >= 1")
         register_secret(secret)
         self._secret = secret.encode() if secret is not None else None
         self._secret_text = secret
@@ -359,22 +402,6 @@ class CallbackReceiver:
     @staticmethod
     def _decode(body: bytes) -> TrainingCallback:
         try:
-            callback = _decoder.decode(body)
-        except msgspec.ValidationError as exc:
-            # A syntax error after a type error shows up as the type error: tell them apart.
-            try:
-                _any_json.decode(body)
-            except msgspec.DecodeError as syntax:
-                raise _reject(400, f"malformed JSON: {syntax}") from None
-            raise _reject(422, f"not a training callback: {exc}") from None
-        except msgspec.DecodeError as exc:
-            raise _reject(400, f"malformed JSON: {exc}") from None
-        if not callback.conf_name:
-            raise _reject(422, "not a training callback: conf_name is empty")
-        if callback.state not in _DONE_STATES:
-            raise _reject(
-                422,
-                f"not a training callback: state must be 2 (success) or 3 (failure), "
-                f"got {int(callback.state)}",
-            )
-        return callback
+            return parse_callback_body(body)
+        except BadCallbackBody as exc:
+            raise _reject(exc.status, exc.reason) from None

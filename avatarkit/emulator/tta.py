@@ -36,8 +36,14 @@ __all__ = ["tta_endpoint"]
 
 log = protected_logger("avatarkit.emulator.tta")
 
-OK, INVALID, BUSY, INTERNAL = 1000, 1001, 1002, 1003
-T_OPEN, T_CLOSE, T_CHAT, T_INTERRUPT, T_PRODUCTION = 0, 1, 2, 3, 4
+# The protocol's numbers, defined once with the wire format (doc 001 §3.2).
+OK, INVALID, BUSY, INTERNAL = (
+    frames.MsgCode.OK,
+    frames.MsgCode.INVALID_PARAMETER,
+    frames.MsgCode.BUSY,
+    frames.MsgCode.INTERNAL,
+)
+T_OPEN, T_CLOSE, T_CHAT, T_INTERRUPT, T_PRODUCTION = frames.MsgType
 RENDER_BATCH = 10  # frames rendered per worker-thread call: 400 ms of video
 
 

@@ -7,7 +7,9 @@ no asyncio, so the client and the emulator share one set of rules.
 Structs are plain ``msgspec`` Structs that users may build directly, so
 :meth:`SessionConfig.checked` re-checks runtime types as well as the rules.
 Every failure is a :class:`~avatarkit.errors.ValidationError` naming the
-dotted field, the offending value and the rule.
+dotted field, the offending value and the rule; also for input that msgspec
+cannot take (JSON nested too deeply, strings with lone surrogates, objects
+it cannot encode).
 """
 
 from __future__ import annotations
@@ -19,7 +21,14 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from avatarkit._schema_errors import field_problem, value_at
+from avatarkit._schema_errors import (
+    decode_failure,
+    field_problem,
+    printable,
+    reportable,
+    unicode_problem,
+    value_at,
+)
 from avatarkit.errors import ValidationError
 
 __all__ = [
@@ -211,7 +220,8 @@ def _type_error(kind: Any, value: Any) -> str | None:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         return None if ok else "must be a number"
     if kind is str:
-        return None if isinstance(value, str) else "must be a string"
+        # A lone surrogate passes msgspec's checks but fails its encoder (encode_config).
+        return unicode_problem(value) if isinstance(value, str) else "must be a string"
     if isinstance(value, kind):
         return None
     return f"must be a {kind.__name__} (make_config accepts dicts)"
@@ -245,7 +255,7 @@ def _shown(path: str, value: Any) -> Any:
 
 
 def _fail(path: str, value: Any, rule: str) -> NoReturn:
-    raise ValidationError(path, _shown(path, value), rule)
+    raise ValidationError(printable(path), reportable(_shown(path, value)), rule)
 
 
 def _redact_addr(addr: str) -> str:
@@ -419,15 +429,22 @@ def _from_msgspec(error: msgspec.ValidationError, source: Any) -> ValidationErro
         # The whole document is wrong; it may hold secrets, so only its type is named.
         return ValidationError("config", None, f"must be a JSON object: {problem.rule}")
     value = None if problem.missing else value_at(source, path)
-    return ValidationError(path, _shown(path, value), problem.rule)
+    return ValidationError(path, reportable(_shown(path, value)), problem.rule)
 
 
 def _reject_unknown(fields: Mapping[str, Any], struct: type[msgspec.Struct], prefix: str) -> None:
-    """make_config is for humans: a misspelt key is an error, not silently dropped."""
+    """make_config is for humans: a misspelt key is an error, not silently dropped.
+
+    Also refuses strings with lone surrogates: msgspec.convert UTF-8 encodes a
+    str it finds where another type belongs, and fails with UnicodeEncodeError.
+    """
     known = {name for name, _, _ in _SCHEMA[struct]}
     for key, value in fields.items():
         if key not in known:
             _fail(f"{prefix}{key}", value, "unknown config field")
+        problem = unicode_problem(value) if isinstance(value, str) else None
+        if problem is not None:
+            _fail(f"{prefix}{key}", value, problem)
         nested = _NESTED.get(key) if not prefix else None
         if nested is not None and isinstance(value, Mapping):
             _reject_unknown(value, nested, f"{key}.")
@@ -465,25 +482,51 @@ def make_config(
         cfg = msgspec.convert(merged, SessionConfig, strict=True)
     except msgspec.ValidationError as error:
         raise _from_msgspec(error, merged) from None
+    except (RecursionError, UnicodeEncodeError) as error:  # deeper than the checks above
+        raise ValidationError("config", None, f"cannot be read: {decode_failure(error)}") from None
     return cfg.checked()
 
 
+_ENCODE_ERRORS: Final = (TypeError, ValueError, OverflowError, RecursionError)
+
+
 def encode_config(cfg: SessionConfig) -> bytes:
-    """Compact JSON for the ``|CTL|00|`` frame; ``None`` fields are omitted."""
-    return _ENCODER.encode(cfg)
+    """Compact JSON for the ``|CTL|00|`` frame; ``None`` fields are omitted.
+
+    ``cfg`` is not checked (see :meth:`SessionConfig.checked`), but one that
+    cannot be encoded is a ValidationError naming the field that stops it.
+    """
+    if not isinstance(cfg, SessionConfig):
+        raise ValidationError("config", type(cfg).__name__, "must be a SessionConfig")
+    try:
+        return _ENCODER.encode(cfg)
+    except _ENCODE_ERRORS as error:
+        why = decode_failure(error)
+    # Only now look for the field (a wrong type, a lone surrogate): this raises naming it.
+    _check_types(cfg, "")
+    raise ValidationError("config", None, f"cannot be encoded: {why}")
+
+
+# What msgspec's decoder raises besides DecodeError: RecursionError past ~1000
+# levels of nesting (it recurses per level), UnicodeEncodeError for a str with
+# a lone surrogate (it encodes str input to UTF-8 first).
+_DECODE_ERRORS: Final = (msgspec.DecodeError, RecursionError, UnicodeEncodeError)
 
 
 def decode_config(data: bytes | str) -> SessionConfig:
     """Parse and check a config as a client sent it; unknown JSON fields are ignored."""
+    if not isinstance(data, bytes | bytearray | memoryview | str):
+        raise ValidationError("config", type(data).__name__, "must be JSON text (bytes or str)")
     try:
         cfg = _DECODER.decode(data)
     except msgspec.ValidationError as error:
         try:
             source: Any = msgspec.json.decode(data)
-        except msgspec.DecodeError:
+        except _DECODE_ERRORS:
             source = None
         raise _from_msgspec(error, source) from None
-    except msgspec.DecodeError as error:
+    except _DECODE_ERRORS as error:
         # The raw text may hold the rtc token: report the reason, not the input.
-        raise ValidationError("config", None, f"must be a JSON object: {error}") from None
+        why = decode_failure(error)
+        raise ValidationError("config", None, f"must be a JSON object: {why}") from None
     return cfg.checked()

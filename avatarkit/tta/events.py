@@ -151,7 +151,9 @@ class Status(Event, frozen=True):
 
     @property
     def ok(self) -> bool:
-        return self.code == 1000
+        from avatarkit.tta.frames import MsgCode  # frames imports this module
+
+        return self.code == MsgCode.OK
 
 
 class Unknown(Event, frozen=True):

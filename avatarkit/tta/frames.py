@@ -12,10 +12,17 @@ share one definition of the wire.
 Hot path: a binary ``|DAT|00|``/``|DAT|01|`` frame costs one dict lookup on
 its header and a zero-copy memoryview of its payload; JSON payloads are
 decoded with module-level msgspec decoders, straight from a memoryview.
+
+Failures: the decoders raise only :class:`~avatarkit.errors.ProtocolError` for
+what a peer sent (:class:`~avatarkit.errors.ValidationError` for an argument of
+the wrong type), the ``encode_*`` functions only ``ValidationError``.  JSON
+nested deeper than msgspec's recursion limit (~1000 levels) and ``str`` frames
+holding lone surrogates (which no WebSocket text frame can carry) are bad input.
 """
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -23,6 +30,7 @@ from xml.sax.saxutils import quoteattr
 
 import msgspec
 
+from avatarkit._schema_errors import decode_failure, reportable, unicode_problem
 from avatarkit.errors import ProtocolError, ValidationError
 from avatarkit.tta import events as ev
 
@@ -35,10 +43,13 @@ __all__ = [
     "ClientFrame",
     "CloseSession",
     "Interrupt",
+    "MsgCode",
+    "MsgType",
     "OpenSession",
     "UnknownFrame",
     "decode",
     "decode_client",
+    "decode_owned",
     "encode_audio",
     "encode_audio_url",
     "encode_bitrate",
@@ -72,6 +83,32 @@ DAT_MEDIA = "|DAT|03|"
 DAT_MEDIA_END = "|DAT|04|"
 MSG = "|MSG|00|"
 
+
+class MsgType(enum.IntEnum):
+    """``type`` of a ``|MSG|00|`` reply: which control frame it answers (doc 001 §3.2)."""
+
+    OPEN = 0
+    CLOSE = 1
+    CHAT = 2
+    INTERRUPT = 3
+    PRODUCTION = 4  # the offline video-production callback
+
+
+class MsgCode(enum.IntEnum):
+    """``code`` of a ``|MSG|00|`` reply (doc 001 §3.2).  Unknown codes stay plain ints.
+
+    The doc's demo names 1004 ``OTHER_ERR_CODE``; the table's meaning is kept
+    (SPEC §2.2).
+    """
+
+    OK = 1000
+    INVALID_PARAMETER = 1001
+    BUSY = 1002  # retryable
+    INTERNAL = 1003
+    ENCODING = 1004
+    OTHER = 1010
+
+
 _HEADER_RE: Final = re.compile(r"\|[A-Z]{3}\|[0-9]{2}\|")
 _event_encoder: Final = msgspec.json.Encoder()
 
@@ -80,9 +117,30 @@ _event_encoder: Final = msgspec.json.Encoder()
 # client → server
 
 
+def _check_text(field: str, text: str) -> None:
+    """A lone surrogate would fail only later, in the WebSocket's UTF-8 encoder."""
+    problem = unicode_problem(text)
+    if problem is not None:
+        raise ValidationError(field, text, problem)
+
+
 def encode_open(config_json: bytes | str) -> str:
     """``|CTL|00|`` + the session config JSON (see :mod:`avatarkit.tta.config`)."""
-    text = config_json.decode() if isinstance(config_json, bytes) else config_json
+    if isinstance(config_json, bytes):
+        try:
+            text = config_json.decode()
+        except UnicodeDecodeError as exc:
+            # No excerpt: the config may hold the rtc token.
+            raise ValidationError(
+                "config_json", f"<{len(config_json)} bytes>", f"must be UTF-8 ({exc.reason})"
+            ) from None
+    elif isinstance(config_json, str):
+        text = config_json
+        problem = unicode_problem(text)
+        if problem is not None:
+            raise ValidationError("config_json", f"<{len(text)} chars>", problem)
+    else:
+        raise ValidationError("config_json", type(config_json).__name__, "must be bytes or str")
     return OPEN + text
 
 
@@ -93,9 +151,10 @@ def encode_close() -> str:
 def encode_chat(text: str) -> str:
     """``|CTL|02|`` + plain text, SSML, an ``<audio/>`` tag or a JSON object."""
     if not isinstance(text, str):
-        raise ValidationError("text", text, "must be a string")
+        raise ValidationError("text", reportable(text), "must be a string")
     if not text.strip():
         raise ValidationError("text", text, "must not be empty")
+    _check_text("text", text)
     return CHAT + text
 
 
@@ -103,7 +162,9 @@ def encode_bitrate(kbps: int) -> str:
     """``|CTL|02|{"bitrate": kbps}``, kbps in 400..5000."""
     low, high = BITRATE_RANGE
     if isinstance(kbps, bool) or not isinstance(kbps, int) or not low <= kbps <= high:
-        raise ValidationError("bitrate", kbps, f"must be an integer from {low} to {high} kbps")
+        raise ValidationError(
+            "bitrate", reportable(kbps), f"must be an integer from {low} to {high} kbps"
+        )
     return f'{CHAT}{{"bitrate":{kbps}}}'
 
 
@@ -115,17 +176,22 @@ def encode_audio_url(
 ) -> str:
     """``|CTL|02|<audio url=… format=… sample_rate=… ac=…/>`` (input_mode audio)."""
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        raise ValidationError("url", url, "must be an http:// or https:// URL")
-    if format not in AUDIO_URL_FORMATS:
-        raise ValidationError("format", format, f"must be one of {', '.join(AUDIO_URL_FORMATS)}")
+        raise ValidationError("url", reportable(url), "must be an http:// or https:// URL")
+    _check_text("url", url)
+    if not isinstance(format, str) or format not in AUDIO_URL_FORMATS:
+        raise ValidationError(
+            "format", reportable(format), f"must be one of {', '.join(AUDIO_URL_FORMATS)}"
+        )
     attrs = [f"url={quoteattr(url)}", f"format={quoteattr(format)}"]
     if sample_rate is not None:
         if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0:
-            raise ValidationError("sample_rate", sample_rate, "must be a positive integer (Hz)")
+            raise ValidationError(
+                "sample_rate", reportable(sample_rate), "must be a positive integer (Hz)"
+            )
         attrs.append(f'sample_rate="{sample_rate}"')
     if channels is not None:
-        if channels not in (1, 2) or isinstance(channels, bool):
-            raise ValidationError("channels", channels, "must be 1 or 2")
+        if isinstance(channels, bool) or not isinstance(channels, int) or channels not in (1, 2):
+            raise ValidationError("channels", reportable(channels), "must be 1 or 2")
         attrs.append(f'ac="{channels}"')
     return f"{CHAT}<audio {' '.join(attrs)}/>"
 
@@ -133,10 +199,18 @@ def encode_audio_url(
 def encode_styled_chat(text: str, subtitle: Mapping[str, Any]) -> str:
     """``|CTL|02|{"text": …, "subtitle": {…}}``: speech with subtitle styling."""
     if not isinstance(text, str) or not text.strip():
-        raise ValidationError("text", text, "must be a non-empty string")
+        raise ValidationError("text", reportable(text), "must be a non-empty string")
+    _check_text("text", text)
     if not isinstance(subtitle, Mapping):
-        raise ValidationError("subtitle", subtitle, "must be an object")
-    body = _event_encoder.encode({"text": text, "subtitle": dict(subtitle)})
+        raise ValidationError("subtitle", reportable(subtitle), "must be an object")
+    try:
+        body = _event_encoder.encode({"text": text, "subtitle": dict(subtitle)})
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+        # Unencodable values (objects, surrogates, cycles): see ssml.subtitle for the rules.
+        why = decode_failure(exc)
+        raise ValidationError(
+            "subtitle", reportable(subtitle), f"cannot be encoded as JSON: {why}"
+        ) from None
     return CHAT + body.decode()
 
 
@@ -149,7 +223,13 @@ def encode_audio(pcm: bytes | bytearray | memoryview, *, last: bool = False) -> 
 
     Every non-final frame must carry at least one second (32,000 bytes).
     """
-    size = len(pcm)
+    if not isinstance(pcm, bytes | bytearray | memoryview):
+        raise ValidationError("pcm", type(pcm).__name__, "must be bytes, bytearray or memoryview")
+    try:
+        # nbytes, not len: a memoryview of int16 items has half as many items as bytes.
+        size = pcm.nbytes if isinstance(pcm, memoryview) else len(pcm)
+    except ValueError:  # a released memoryview
+        raise ValidationError("pcm", "memoryview", "must not be released") from None
     if size % 2:
         raise ValidationError("pcm", f"<{size} bytes>", "s16le PCM must have an even length")
     if not last and size < MIN_AUDIO_FRAME_BYTES:
@@ -209,9 +289,15 @@ _any_decoder: Final = msgspec.json.Decoder()
 _Payload = bytes | memoryview | str
 
 
+# What msgspec's decoders raise on bad input: DecodeError (and its ValidationError)
+# for syntax and schema, RecursionError for nesting deeper than ~1000 levels (it
+# recurses per level, even to skip a Raw field).
+_DECODE_ERRORS: Final = (msgspec.DecodeError, RecursionError)
+
+
 def _json_error(what: str, payload: _Payload, exc: Exception) -> ProtocolError:
     data = payload if isinstance(payload, str) else bytes(payload[:48])
-    return ProtocolError(f"bad {what} JSON ({exc})", data)
+    return ProtocolError(f"bad {what} JSON ({decode_failure(exc)})", data)
 
 
 def _subtitle(cls: type[ev.Subtitle], raw: msgspec.Raw) -> ev.Subtitle:
@@ -239,7 +325,7 @@ _EVENT_BUILDERS: Final[dict[str, Callable[[msgspec.Raw], ev.Event]]] = {
 def _decode_event(payload: _Payload) -> ev.Event:
     try:
         info = _callback_decoder.decode(payload).callback_info
-    except msgspec.DecodeError as exc:
+    except _DECODE_ERRORS as exc:
         raise _json_error("event", payload, exc) from None
     build = _EVENT_BUILDERS.get(info.type)
     try:
@@ -247,14 +333,14 @@ def _decode_event(payload: _Payload) -> ev.Event:
             original = payload if isinstance(payload, str) else bytes(payload)
             return ev.Unknown(DAT_EVENT, original, info.type, _any_decoder.decode(info.data))
         return build(info.data)
-    except msgspec.DecodeError as exc:
+    except _DECODE_ERRORS as exc:
         raise _json_error(f"{info.type!r} event", payload, exc) from None
 
 
 def _decode_status(payload: _Payload) -> ev.Status:
     try:
         msg = _status_decoder.decode(payload)
-    except msgspec.DecodeError as exc:
+    except _DECODE_ERRORS as exc:
         raise _json_error("MSG", payload, exc) from None
     return ev.Status(msg.code, msg.message, msg.type)
 
@@ -297,26 +383,65 @@ def _check_header(frame: str | bytes) -> str:
     return text
 
 
+def _as_frame(frame: object) -> bytes:
+    """A frame that is neither str nor bytes, as bytes; else ValidationError (not wire input)."""
+    if isinstance(frame, bytearray | memoryview):
+        try:
+            return bytes(frame)
+        except ValueError:  # a released memoryview
+            raise ValidationError("frame", "memoryview", "must not be released") from None
+    raise ValidationError(
+        "frame", type(frame).__name__, "must be str, bytes, bytearray or memoryview"
+    )
+
+
 def decode(frame: str | bytes | bytearray | memoryview) -> ev.Event:
     """Decode one server frame into an event.
 
-    Raises :class:`ProtocolError` for a short frame, a malformed header or a
-    bad JSON payload.  Unknown headers and event types become
+    Raises :class:`ProtocolError` for a short frame, a malformed header, a
+    bad JSON payload (also one nested too deeply) or a ``str`` frame that is
+    not valid Unicode; :class:`ValidationError` when ``frame`` is of another
+    type.  Unknown headers and event types become
     :class:`~avatarkit.tta.events.Unknown`.
     """
     if isinstance(frame, str):
         text_handler = _TEXT.get(frame[:HEADER_LEN])
         if text_handler is not None:
-            return text_handler(frame[HEADER_LEN:])
+            try:
+                return text_handler(frame[HEADER_LEN:])
+            except UnicodeEncodeError as exc:  # only a str from outside a WebSocket can do this
+                raise ProtocolError(f"text frame payload is {decode_failure(exc)}", frame) from None
         header = _check_header(frame)
         return ev.Unknown(header, frame[HEADER_LEN:])
     if not isinstance(frame, bytes):
-        frame = bytes(frame)
+        frame = _as_frame(frame)
     handler = _BINARY.get(frame[:HEADER_LEN])
     if handler is not None:
         return handler(memoryview(frame)[HEADER_LEN:])
     header = _check_header(frame)
     return ev.Unknown(header, frame[HEADER_LEN:])
+
+
+def decode_owned(frame: bytearray) -> ev.Event:
+    """:func:`decode` for a binary frame whose buffer the caller hands over.
+
+    Media payloads become read-only views of ``frame`` itself, not copies:
+    the caller must not reuse the buffer (websockets makes a fresh one per
+    frame, so the stream's router can hand each one over).
+    """
+    # startswith allocates nothing: the two media headers are most of the traffic.
+    if frame.startswith(_VIDEO_HEADER):
+        return ev.VideoChunk(memoryview(frame).toreadonly()[HEADER_LEN:])
+    if frame.startswith(_AUDIO_HEADER):
+        return ev.AudioChunk(memoryview(frame).toreadonly()[HEADER_LEN:])
+    handler = _BINARY.get(bytes(frame[:HEADER_LEN]))
+    if handler is not None:
+        return handler(memoryview(frame).toreadonly()[HEADER_LEN:])
+    return decode(bytes(frame))
+
+
+_VIDEO_HEADER: Final = DAT_VIDEO.encode()
+_AUDIO_HEADER: Final = DAT_AUDIO.encode()
 
 
 # --------------------------------------------------------------------------
@@ -380,6 +505,10 @@ class UnknownFrame(ClientFrame, frozen=True):
 
 def _text(payload: str | bytes) -> str:
     if isinstance(payload, str):
+        # A lone surrogate cannot come over a WebSocket; it would fail later, when echoed.
+        problem = unicode_problem(payload)
+        if problem is not None:
+            raise ProtocolError(f"control frame payload {problem}", payload)
         return payload
     try:
         return payload.decode()
@@ -388,9 +517,14 @@ def _text(payload: str | bytes) -> str:
 
 
 def decode_client(frame: str | bytes | bytearray | memoryview) -> ClientFrame:
-    """Decode one client frame (used by the emulator)."""
+    """Decode one client frame (used by the emulator).
+
+    Raises :class:`ProtocolError` for a short frame, a malformed header or a
+    control payload that is not UTF-8 (or, given as ``str``, not valid Unicode);
+    :class:`ValidationError` when ``frame`` is of another type.
+    """
     if not isinstance(frame, str | bytes):
-        frame = bytes(frame)
+        frame = _as_frame(frame)
     header = _check_header(frame)
     payload = frame[HEADER_LEN:]
     if header == OPEN:
@@ -402,6 +536,7 @@ def decode_client(frame: str | bytes | bytearray | memoryview) -> ClientFrame:
     if header == INTERRUPT:
         return Interrupt()
     if header in (AUDIO, AUDIO_LAST):
-        pcm = payload.encode("latin-1") if isinstance(payload, str) else payload
+        # A text frame's bytes on the wire are the UTF-8 of its text, as in decode().
+        pcm = _as_bytes(_text(payload)) if isinstance(payload, str) else payload
         return AudioData(pcm, header == AUDIO_LAST)
     return UnknownFrame(header, payload)

@@ -5,7 +5,8 @@ piece of user text escaped; :func:`validate` checks raw SSML strings (and
 :meth:`Speak.validate` built ones) against the documented rules; every failure
 is a :class:`~avatarkit.errors.ValidationError` with ``field="ssml"``, ``value``
 a short excerpt of the first offending tag in document order and ``rule`` the
-rule in words.
+rule in words.  A builder argument of the wrong type is a ``ValidationError``
+naming that argument.
 
 Decisions where the doc is silent or ambiguous:
 
@@ -42,6 +43,7 @@ Decisions where the doc is silent or ambiguous:
 
 from __future__ import annotations
 
+import math
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
@@ -49,6 +51,7 @@ from typing import Final, Literal, NoReturn, Self
 from urllib.parse import urlsplit
 from xml.parsers import expat
 
+from avatarkit._schema_errors import printable, reportable
 from avatarkit.errors import ValidationError
 from avatarkit.tta.catalogs import ACTIONS, CAMERA_MODE, CAMERA_SCENES, FONTS
 from avatarkit.tta.config import KNOWN_ROLES_2D, KNOWN_ROLES_3D
@@ -144,31 +147,89 @@ def _check_chars(text: str) -> None:
         )
 
 
+def _need_str(name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(name, reportable(value), "must be a string")
+    return value
+
+
 def escape(text: str) -> str:
     """``text`` as XML character data (``&``, ``<``, ``>`` and CR escaped)."""
-    _check_chars(text)
+    _check_chars(_need_str("text", text))
     return text.translate(_TEXT_ESCAPES)
 
 
 def escape_attr(value: str) -> str:
     """``value`` for a double- or single-quoted XML attribute."""
-    _check_chars(value)
+    _check_chars(_need_str("value", value))
     return value.translate(_ATTR_ESCAPES)
 
 
 _AttrValue = str | int | float | bool | None
 
+# The builder's attribute arguments (each named as its attribute): accepted
+# types, those types in words, and whether None (leave it out) is allowed.
+_STR: Final = (str,)
+_INT_ARG: Final = ((int,), "an integer", False)
+_ARG_TYPES: Final[dict[str, tuple[tuple[type, ...], str, bool]]] = {
+    "type": (_STR, "a string", False),
+    "time": (_STR, "a string such as '3s'", True),
+    "is_silence": ((bool,), "a boolean", True),
+    "url": (_STR, "a string", False),
+    "left": _INT_ARG,
+    "top": _INT_ARG,
+    "width": _INT_ARG,
+    "height": _INT_ARG,
+    "level": _INT_ARG,
+    "mode": (_STR, "a string", False),
+    "track_id": ((str, int), "a string or an integer", False),
+    "scene": (_STR, "a string", False),
+    "sensor_height": ((str, int, float), "a string or a number", True),
+    "transition_effect": (_STR, "a string", True),
+    "scene_levelmap": ((str, int), "a string or an integer", True),
+    "format": (_STR, "a string", False),
+    "sample_rate": ((int,), "an integer", True),
+    "ac": ((int,), "an integer", True),
+    "text": (_STR, "a string", False),
+}
 
-def _format(value: str | int | float | bool) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+
+def _format(method: str, name: str, value: object) -> str | None:
+    """Argument ``name`` of ``Speak.<method>`` as attribute text; None to leave it out."""
+    kinds, words, optional = _ARG_TYPES[name]
+    if value is None:
+        if optional:
+            return None
+        problem = "is required"
+    elif isinstance(value, bool):  # before int: bool is an int subclass
+        if bool in kinds:
+            return "true" if value else "false"
+        problem = f"must be {words}"
+    elif not isinstance(value, kinds):
+        problem = f"must be {words}"
+    elif isinstance(value, float):
+        if math.isfinite(value):
+            return str(float(value))
+        problem = "must be a finite number"
+    elif isinstance(value, int):
+        try:
+            return str(int(value))
+        except ValueError:  # past the int-to-str digit limit
+            problem = "is too large"
+    else:
+        return str(value)
+    raise ValidationError(name, reportable(value), f"{problem} (Speak.{method})")
 
 
-def _tag(name: str, attrs: Mapping[str, _AttrValue], content: str | None = None) -> str:
-    """``<name a="…"/>`` (or with ``content``); ``None`` attributes are left out."""
+def _tag(
+    method: str, name: str, attrs: Mapping[str, _AttrValue], content: str | None = None
+) -> str:
+    """``<name a="…"/>`` (or with ``content``) for ``Speak.<method>``; None attributes left out."""
     parts = [name]
-    parts += [f'{k}="{escape_attr(_format(v))}"' for k, v in attrs.items() if v is not None]
+    for key, value in attrs.items():
+        text = _format(method, key, value)
+        if text is not None:
+            parts.append(f'{key}="{escape_attr(text)}"')
     head = " ".join(parts)
     return f"<{head}/>" if content is None else f"<{head}>{content}</{name}>"
 
@@ -185,7 +246,7 @@ class Speak:
 
     def __init__(self, text: str | None = None) -> None:
         self._parts: list[str] = []
-        if text:
+        if text is not None:
             self.text(text)
 
     def text(self, text: str) -> Self:
@@ -195,7 +256,8 @@ class Speak:
 
     def action(self, type: str, *, time: str | None = None, is_silence: bool | None = None) -> Self:
         """``<action type=…/>`` before the words it goes with; LISTENING needs ``time``."""
-        self._parts.append(_tag("action", {"type": type, "time": time, "is_silence": is_silence}))
+        attrs = {"type": type, "time": time, "is_silence": is_silence}
+        self._parts.append(_tag("action", "action", attrs))
         return self
 
     def image(
@@ -210,9 +272,16 @@ class Speak:
         text: str | Speak,
     ) -> Self:
         """Default-mode image, shown while ``text`` (a string or a fragment) is spoken."""
-        content = text.fragment() if isinstance(text, Speak) else escape(text)
+        if isinstance(text, Speak):
+            content = text.fragment()
+        elif isinstance(text, str):
+            content = escape(text)
+        else:
+            raise ValidationError(
+                "text", reportable(text), "must be a string or a Speak (Speak.image)"
+            )
         geometry = _geometry(url, left, top, width, height, level)
-        self._parts.append(_tag("image", geometry, content))
+        self._parts.append(_tag("image", "image", geometry, content))
         return self
 
     def image_open(
@@ -228,17 +297,18 @@ class Speak:
     ) -> Self:
         """``<image mode="opening"/>``: start showing an image on track ``track_id``."""
         attrs = {"mode": "opening", "track_id": track_id}
-        self._parts.append(_tag("image", attrs | _geometry(url, left, top, width, height, level)))
+        geometry = _geometry(url, left, top, width, height, level)
+        self._parts.append(_tag("image_open", "image", attrs | geometry))
         return self
 
     def image_close(self, track_id: str | int) -> Self:
         """``<image mode="closing"/>``: stop showing track ``track_id``."""
-        self._parts.append(_tag("image", {"mode": "closing", "track_id": track_id}))
+        self._parts.append(_tag("image_close", "image", {"mode": "closing", "track_id": track_id}))
         return self
 
     def video(self, url: str, *, left: int, top: int, width: int, height: int, level: int) -> Self:
         """``<video/>``: plays from here until it ends."""
-        self._parts.append(_tag("video", _geometry(url, left, top, width, height, level)))
+        self._parts.append(_tag("video", "video", _geometry(url, left, top, width, height, level)))
         return self
 
     def camera(
@@ -246,7 +316,7 @@ class Speak:
     ) -> Self:
         """``<camera/>`` switch (3D only); ``scene`` from :data:`CAMERA_SCENES`."""
         attrs = {"mode": mode, "scene": scene, "sensor_height": sensor_height}
-        self._parts.append(_tag("camera", attrs))
+        self._parts.append(_tag("camera", "camera", attrs))
         return self
 
     def background(
@@ -264,11 +334,13 @@ class Speak:
             "transition_effect": transition_effect,
             "scene_levelmap": scene_levelmap,
         }
-        self._parts.append(_tag("background", attrs))
+        self._parts.append(_tag("background", "background", attrs))
         return self
 
     def raw(self, markup: str) -> Self:
         """Markup inserted verbatim, e.g. pronunciation tags; checked only by :meth:`validate`."""
+        if not isinstance(markup, str):
+            raise ValidationError("markup", reportable(markup), "must be a string (Speak.raw)")
         self._parts.append(markup)
         return self
 
@@ -282,12 +354,12 @@ class Speak:
     ) -> Self:
         """``<audio/>`` drive (input_mode audio)."""
         attrs = {"url": url, "format": format, "sample_rate": sample_rate, "ac": ac}
-        self._parts.append(_tag("audio", attrs))
+        self._parts.append(_tag("audio", "audio", attrs))
         return self
 
     def subtitle(self, text: str) -> Self:
         """``<subtitle text=…/>``: the subtitle of the audio before it (audio mode)."""
-        self._parts.append(_tag("subtitle", {"text": text}))
+        self._parts.append(_tag("subtitle", "subtitle", {"text": text}))
         return self
 
     def fragment(self) -> str:
@@ -638,12 +710,12 @@ def _parse(text: str) -> ET.Element:
 
 def _resolve_dimension(role: str | None, dimension: object) -> Dimension | None:
     if role is not None and not isinstance(role, str):
-        raise ValidationError("role", role, "must be a string")
+        raise ValidationError("role", reportable(role), "must be a string")
     inferred = infer_dimension(role)
     if dimension is None:
         return inferred
     if dimension not in ("2d", "3d"):
-        raise ValidationError("dimension", dimension, "must be '2d', '3d' or None")
+        raise ValidationError("dimension", reportable(dimension), "must be '2d', '3d' or None")
     if inferred is not None and inferred != dimension:
         raise ValidationError("dimension", dimension, f"role {role} is a {inferred.upper()} role")
     return "2d" if dimension == "2d" else "3d"
@@ -716,12 +788,13 @@ def check_subtitle_style(style: Mapping[str, object]) -> dict[str, object]:
     checked: dict[str, object] = {}
     for key, value in style.items():
         if not isinstance(key, str):
-            raise ValidationError(_STYLE_PATH, key, "field names must be strings")
+            raise ValidationError(_STYLE_PATH, reportable(key), "field names must be strings")
         if value is None and key in SUBTITLE_STYLE_FIELDS:
             continue  # None means "not set", as in the session config
         problem = _style_problem(key, value)
         if problem is not None:
-            raise ValidationError(f"{_STYLE_PATH}.{_clip(key, 40)}", value, problem)
+            field = printable(f"{_STYLE_PATH}.{_clip(key, 40)}")
+            raise ValidationError(field, reportable(value), problem)
         checked[key] = value
     return checked
 
