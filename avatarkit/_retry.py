@@ -1,23 +1,80 @@
-"""The one retry helper: capped, jittered exponential backoff.
+"""The one retry helper: capped, jittered exponential backoff, and visible.
 
 Cancellation is never retried (it is a ``BaseException``); callers decide with
-``retry_on`` which errors are transient.
+``retry_on`` which errors are transient (for HTTP: :func:`avatarkit._http.is_transient`).
+
+Every retry is logged at WARNING on ``avatarkit.retry`` and reported to the
+listeners installed with :func:`on_retry`, as a :class:`RetryEvent`::
+
+    with on_retry(lambda e: print(f"{e.what}: attempt {e.attempt} failed: {e.reason}")):
+        await av.digime.upload(...)
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
+import msgspec
 
-from avatarkit._redact import protected_logger
+from avatarkit._redact import protected_logger, scrub
+from avatarkit.errors import ValidationError
+
+__all__ = ["RetryEvent", "RetryListener", "RetryPolicy", "on_retry", "retry"]
 
 T = TypeVar("T")
 log = protected_logger("avatarkit.retry")
+
+
+class RetryEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """One retry: try number ``attempt`` of ``attempts`` of ``what`` failed for
+    ``reason`` (redacted); the next try starts in ``delay`` seconds."""
+
+    what: str
+    attempt: int
+    attempts: int
+    reason: str
+    delay: float
+
+
+RetryListener = Callable[[RetryEvent], None]
+
+# A context variable, not a global: tasks started inside ``with on_retry(...)``
+# inherit its listeners, and concurrent callers do not see each other's.
+_listeners: ContextVar[tuple[RetryListener, ...]] = ContextVar(
+    "avatarkit_retry_listeners", default=()
+)
+
+
+@contextlib.contextmanager
+def on_retry(listener: RetryListener) -> Iterator[None]:
+    """Call ``listener`` with a :class:`RetryEvent` for every retry made inside the block
+    (and in tasks started from it).  Listeners nest; a failing listener is logged, never fatal.
+    """
+    token = _listeners.set((*_listeners.get(), listener))
+    try:
+        yield
+    finally:
+        _listeners.reset(token)
+
+
+def _seconds(field: str, value: Any, *, minimum: float, strict: bool = False) -> None:
+    ok = (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (value > minimum if strict else value >= minimum)
+    )
+    if not ok:
+        rule = f"must be a finite number {'>' if strict else '>='} {minimum:g}"
+        raise ValidationError(f"RetryPolicy.{field}", value, rule)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +84,9 @@ class RetryPolicy:
     ``attempts`` counts every try (1 = no retry).  Delays grow from
     ``base_delay`` by ``multiplier`` up to ``max_delay``, each drawn from
     ``[d/2, d]`` ("equal jitter") so that clients do not retry in lockstep.
-    ``total_timeout`` caps the time spent including the tries themselves.
+    ``total_timeout`` (seconds, ``None`` for no limit) bounds the retrying: no
+    wait runs past it and no try starts after it, so the whole call ends within
+    ``total_timeout`` plus at most one try's own (transport) timeout.
     """
 
     attempts: int = 5
@@ -37,10 +96,19 @@ class RetryPolicy:
     total_timeout: float | None = 120.0
 
     def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise ValueError("attempts must be >= 1")
-        if self.base_delay < 0 or self.max_delay < 0 or self.multiplier < 1:
-            raise ValueError("delays must be >= 0 and multiplier >= 1")
+        if (
+            isinstance(self.attempts, bool)
+            or not isinstance(self.attempts, int)
+            or self.attempts < 1
+        ):
+            raise ValidationError(
+                "RetryPolicy.attempts", self.attempts, "must be an integer >= 1 (1 = no retry)"
+            )
+        _seconds("base_delay", self.base_delay, minimum=0)
+        _seconds("max_delay", self.max_delay, minimum=0)
+        _seconds("multiplier", self.multiplier, minimum=1)
+        if self.total_timeout is not None:
+            _seconds("total_timeout", self.total_timeout, minimum=0, strict=True)
 
     def delays(self, rng: random.Random | None = None) -> Iterator[float]:
         """The waits between tries (``attempts - 1`` of them)."""
@@ -52,19 +120,30 @@ class RetryPolicy:
             delay *= self.multiplier
 
 
+def _notify(event: RetryEvent) -> None:
+    for listener in _listeners.get():
+        try:
+            listener(event)
+        except Exception:  # a broken progress display must not break the upload
+            log.exception("retry listener %r failed", listener)
+
+
 async def retry(
     operation: Callable[[], Awaitable[T]],
     *,
     policy: RetryPolicy,
     retry_on: Callable[[Exception], bool],
     what: str = "operation",
+    describe: Callable[[Exception], str] = str,
     rng: random.Random | None = None,
 ) -> T:
     """Run ``operation`` until it succeeds, retrying errors ``retry_on`` accepts.
 
     The last error is re-raised when the attempts or the time budget run out.
+    ``describe`` turns an error into the short reason logged and reported.
     """
     started = time.monotonic()
+    deadline = None if policy.total_timeout is None else started + policy.total_timeout
     delays = policy.delays(rng)
     attempt = 1
     while True:
@@ -74,19 +153,31 @@ async def retry(
             if not retry_on(exc):
                 raise
             delay = next(delays, None)
-            if delay is None:
+            # Waiting past the deadline, or trying once it passed, would overrun it.
+            if delay is None or (deadline is not None and deadline - time.monotonic() <= delay):
+                log.info(
+                    "giving up on %s after %d of %d attempts in %.1fs",
+                    what,
+                    attempt,
+                    policy.attempts,
+                    time.monotonic() - started,
+                )
                 raise
-            if policy.total_timeout is not None:
-                remaining = policy.total_timeout - (time.monotonic() - started)
-                if remaining <= delay:
-                    raise
-            log.info(
-                "%s failed (attempt %d/%d: %s); retrying in %.2fs",
+            event = RetryEvent(
+                what=what,
+                attempt=attempt,
+                attempts=policy.attempts,
+                reason=scrub(describe(exc)),
+                delay=delay,
+            )
+            log.warning(
+                "retrying %s: attempt %d/%d failed: %s; next try in %.1fs",
                 what,
                 attempt,
                 policy.attempts,
-                exc,
+                event.reason,
                 delay,
             )
+            _notify(event)
             await anyio.sleep(delay)
             attempt += 1

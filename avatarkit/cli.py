@@ -12,23 +12,29 @@
 ``avatarkit metastudio train|jobs|show``  Huawei MetaStudio training jobs
 
 Errors print one line to stderr: exit 2 for bad input, 1 for service or
-connection errors, 130 on Ctrl-C.
+connection errors, 130 on Ctrl-C.  Each retry prints one line to stderr too
+(a JSON object with ``--json``); ``--retry-timeout SECONDS`` bounds how long
+a failing request is retried.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
+import logging
+import math
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import anyio
 import msgspec
 
+from avatarkit._retry import RetryEvent, on_retry
 from avatarkit._session import AvatarSession, Endpoints
 from avatarkit.digime.upload import UploadProgress, UploadResult
 from avatarkit.digime.wire import TrainingInfo
@@ -47,6 +53,56 @@ def _print_result(args: argparse.Namespace, result: dict[str, Any], human: str) 
         print(json.dumps(result, ensure_ascii=False))
     else:
         print(human)
+
+
+class _RetryLine:
+    """One stderr line per retry: ``retrying WHAT: attempt 1/8 failed: REASON; next try in 1.3s``.
+
+    With ``--json`` the line is a JSON object (``"event": "retry"``), so that
+    stdout stays the result alone.
+    """
+
+    def __init__(self, *, json_lines: bool) -> None:
+        self.json_lines = json_lines
+
+    def __call__(self, event: RetryEvent) -> None:
+        if self.json_lines:
+            fields = {
+                "event": "retry",
+                **msgspec.to_builtins(event),
+                "delay": round(event.delay, 3),
+            }
+            line = json.dumps(fields, ensure_ascii=False)
+        else:
+            line = (
+                f"avatarkit: retrying {event.what}: attempt {event.attempt}/{event.attempts} "
+                f"failed: {event.reason}; next try in {event.delay:.1f}s"
+            )
+        # On a terminal a progress bar may hold the line: clear it first.
+        clear = "\r\x1b[K" if sys.stderr.isatty() else ""
+        sys.stderr.write(f"{clear}{line}\n")
+        sys.stderr.flush()
+
+
+def _retry_timeout(args: argparse.Namespace, *clients: Any) -> None:
+    """Apply ``--retry-timeout`` to every retry policy of ``clients`` (sessions, MetaStudio)."""
+    seconds = getattr(args, "retry_timeout", None)
+    if seconds is None:
+        return
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValidationError("--retry-timeout", seconds, "must be a number of seconds > 0")
+    for client in clients:
+        for name in ("retry", "upload_retry"):
+            policy = getattr(client, name)
+            setattr(client, name, dataclasses.replace(policy, total_timeout=seconds))
+
+
+@contextlib.asynccontextmanager
+async def _env_session(args: argparse.Namespace) -> AsyncIterator[AvatarSession]:
+    """A session from the environment, with the command line's retry settings."""
+    async with AvatarSession.from_env() as av:
+        _retry_timeout(args, av)
+        yield av
 
 
 @contextlib.asynccontextmanager
@@ -248,7 +304,7 @@ async def _run_upload(args: argparse.Namespace, upload: Any) -> int:
 
 
 async def _cmd_upload(args: argparse.Namespace) -> int:
-    async with AvatarSession.from_env() as av:
+    async with _env_session(args) as av:
         upload = av.digime.upload(
             args.path,
             conf_name=args.conf_name,
@@ -264,7 +320,7 @@ async def _cmd_upload(args: argparse.Namespace) -> int:
 
 
 async def _cmd_voice_clone_upload(args: argparse.Namespace) -> int:
-    async with AvatarSession.from_env() as av:
+    async with _env_session(args) as av:
         upload = av.voice_clone.upload(
             args.path,
             tts_type=args.tts_type,
@@ -284,7 +340,7 @@ def _info_dict(info: TrainingInfo) -> dict[str, Any]:
 
 
 async def _cmd_voice_convert(args: argparse.Namespace) -> int:
-    async with AvatarSession.from_env() as av:
+    async with _env_session(args) as av:
         audio = await av.voice.convert(
             args.input,
             speaker=args.speaker,
@@ -308,7 +364,7 @@ async def _cmd_voice_convert(args: argparse.Namespace) -> int:
 
 
 async def _cmd_train(args: argparse.Namespace) -> int:
-    async with AvatarSession.from_env() as av:
+    async with _env_session(args) as av:
         await av.digime.train(args.conf_name, args.callback_url)
         if not args.wait:
             _print_result(
@@ -325,7 +381,7 @@ async def _cmd_train(args: argparse.Namespace) -> int:
 
 
 async def _cmd_status(args: argparse.Namespace) -> int:
-    async with AvatarSession.from_env() as av:
+    async with _env_session(args) as av:
         info = await av.digime.info(args.conf_name)
     _print_result(
         args, _info_dict(info), f"{args.conf_name}: {info.state.name.lower().replace('_', ' ')}"
@@ -340,6 +396,7 @@ def _job_dict(job: Job) -> dict[str, Any]:
 
 async def _cmd_metastudio(args: argparse.Namespace) -> int:
     async with MetaStudio.from_env() as ms:
+        _retry_timeout(args, ms)
         if args.metastudio_command == "jobs":
             listed = await ms.list_jobs(offset=args.offset, limit=args.limit, state=args.state)
             lines = [f"{j.job_id}  {j.state:<32} {j.name or ''}" for j in listed.jobs]
@@ -428,6 +485,19 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _retry_options() -> argparse.ArgumentParser:
+    """``--retry-timeout``, shared by every command that talks to an HTTP service."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--retry-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="give up retrying a failing request after SECONDS "
+        "(default: 120 s per request, 900 s per upload part)",
+    )
+    return parent
+
+
 def _add_upload_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--part-size-mib", type=float, default=10.0)
     parser.add_argument(
@@ -445,6 +515,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="avatarkit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    retry = _retry_options()
 
     demo = sub.add_parser("demo", help="the whole product against the in-process emulator")
     demo.add_argument(
@@ -477,7 +548,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     say.add_argument("--json", action="store_true", help="print the result as JSON")
 
-    upload = sub.add_parser("upload", help="upload a digime video (resumable)")
+    upload = sub.add_parser("upload", help="upload a digime video (resumable)", parents=[retry])
     upload.add_argument("path")
     upload.add_argument("--conf-name", required=True)
     upload.add_argument("--role-show-name", required=True)
@@ -488,7 +559,9 @@ def _parser() -> argparse.ArgumentParser:
 
     voice = sub.add_parser("voice-clone", help="voice-clone material")
     voice_sub = voice.add_subparsers(dest="voice_command", required=True)
-    vupload = voice_sub.add_parser("upload", help="upload a zip/tar, or a folder of audio files")
+    vupload = voice_sub.add_parser(
+        "upload", help="upload a zip/tar, or a folder of audio files", parents=[retry]
+    )
     vupload.add_argument("path")
     vupload.add_argument("--tts-type", required=True, choices=["tts_model_v1", "tts_model_v2"])
     vupload.add_argument("--input-resource", required=True)
@@ -498,7 +571,11 @@ def _parser() -> argparse.ArgumentParser:
     convert = (
         sub.add_parser("voice", help="voice conversion (SAMI)")
         .add_subparsers(dest="voice_command", required=True)
-        .add_parser("convert", help="convert IN (a path or an http(s) URL) to a speaker's voice")
+        .add_parser(
+            "convert",
+            help="convert IN (a path or an http(s) URL) to a speaker's voice",
+            parents=[retry],
+        )
     )
     convert.add_argument("input")
     convert.add_argument("-o", "--output", required=True)
@@ -510,20 +587,22 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("--no-speaker-check", action="store_true", help="allow unlisted speakers")
     convert.add_argument("--json", action="store_true", help="print the result as JSON")
 
-    train = sub.add_parser("train", help="start training a digime")
+    train = sub.add_parser("train", help="start training a digime", parents=[retry])
     train.add_argument("conf_name")
     train.add_argument("--callback-url", required=True)
     train.add_argument("--wait", action="store_true", help="wait until training ends")
     train.add_argument("--timeout", type=float, help="seconds to wait at most")
     train.add_argument("--json", action="store_true")
 
-    status = sub.add_parser("status", help="a digime's training state")
+    status = sub.add_parser("status", help="a digime's training state", parents=[retry])
     status.add_argument("conf_name")
     status.add_argument("--json", action="store_true")
 
     meta = sub.add_parser("metastudio", help="Huawei MetaStudio 2D-avatar training jobs")
     meta_sub = meta.add_subparsers(dest="metastudio_command", required=True)
-    mtrain = meta_sub.add_parser("train", help="create a job, upload, submit and wait")
+    mtrain = meta_sub.add_parser(
+        "train", help="create a job, upload, submit and wait", parents=[retry]
+    )
     mtrain.add_argument("--name", required=True)
     mtrain.add_argument("--video", required=True, help="training video (mp4, 1080p/4K, 3-10 min)")
     mtrain.add_argument("--action-video")
@@ -538,12 +617,12 @@ def _parser() -> argparse.ArgumentParser:
     mtrain.add_argument("--no-wait", action="store_true", help="return once submitted")
     mtrain.add_argument("--timeout", type=float)
     mtrain.add_argument("--json", action="store_true")
-    mjobs = meta_sub.add_parser("jobs", help="list training jobs")
+    mjobs = meta_sub.add_parser("jobs", help="list training jobs", parents=[retry])
     mjobs.add_argument("--state", help="comma-separated states")
     mjobs.add_argument("--limit", type=int, default=10)
     mjobs.add_argument("--offset", type=int, default=0)
     mjobs.add_argument("--json", action="store_true")
-    mshow = meta_sub.add_parser("show", help="one training job")
+    mshow = meta_sub.add_parser("show", help="one training job", parents=[retry])
     mshow.add_argument("job_id")
     mshow.add_argument("--json", action="store_true")
 
@@ -568,6 +647,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+async def _showing_retries(
+    command: Callable[[argparse.Namespace], Awaitable[int]], args: argparse.Namespace
+) -> int:
+    # The retry lines below replace the library's WARNING records, which would
+    # otherwise reach stderr a second time through logging's last-resort handler.
+    quiet = logging.NullHandler()
+    retry_log = logging.getLogger("avatarkit.retry")
+    retry_log.addHandler(quiet)
+    try:
+        with on_retry(_RetryLine(json_lines=getattr(args, "json", False))):
+            return await command(args)
+    finally:
+        retry_log.removeHandler(quiet)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -583,7 +677,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "train": _cmd_train,
             "status": _cmd_status,
         }
-        return anyio.run(commands[args.command], args)
+        return anyio.run(_showing_retries, commands[args.command], args)
     except ValidationError as exc:
         print(f"avatarkit: invalid input: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -81,7 +81,27 @@ class ServiceError(AvatarError):
 
 
 class AuthenticationError(ServiceError):
-    """Credentials were refused (bad appid/token, signature, …)."""
+    """Credentials were refused (bad appid/token, signature, …).
+
+    ``credential`` names what was refused and where it comes from, e.g.
+    ``"token (AVATARKIT_TOKEN)"``; the message then starts with it.  Never the
+    credential's value.
+    """
+
+    def __init__(
+        self,
+        code: int | str,
+        message: str,
+        *,
+        retryable: bool = False,
+        status: int | None = None,
+        request_id: str | None = None,
+        credential: str | None = None,
+    ) -> None:
+        self.credential = credential
+        super().__init__(code, message, retryable=retryable, status=status, request_id=request_id)
+        if credential:
+            self.args = (scrub(f"{credential} was refused: {self.args[0]}"),)
 
 
 class ProtocolError(AvatarError):

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 import msgspec
 
+from avatarkit._http import retrying
 from avatarkit._redact import protected_logger
-from avatarkit._retry import retry
 from avatarkit.digime.journal import Journal, default_journal_dir
 from avatarkit.digime.rules import (
     DEFAULT_PART_SIZE,
@@ -31,7 +31,6 @@ from avatarkit.digime.upload import (
     UploadResult,
     UploadTarget,
     post_json,
-    transient,
 )
 from avatarkit.digime.wire import (
     InitTrain,
@@ -158,17 +157,12 @@ class _Uploads:
     async def _call(self, path: str, body: msgspec.Struct) -> msgspec.Raw:
         session = self._session
         payload = _encoder.encode(body)
-        envelope = await retry(
-            lambda: post_json(
-                session.http,
-                f"{session.endpoints.digime.rstrip('/')}/{path}",
-                session.token,
-                payload,
-                what=path,
-            ),
+        url = f"{session.endpoints.digime.rstrip('/')}/{path}"
+        what = f"POST /{path}"
+        envelope = await retrying(
+            lambda: post_json(session.http, url, session.token, payload, what=what),
             policy=session.retry,
-            retry_on=transient,
-            what=path,
+            what=what,
         )
         return envelope.data
 
@@ -253,9 +247,9 @@ class DigimeClient(_Uploads):
         )
         try:
             return _info_decoder.decode(data)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, RecursionError) as exc:
             raise ProtocolError(
-                f"digime_training_info: unexpected data ({exc})", bytes(data)
+                f"POST /digime_training_info: unexpected data ({exc})", bytes(data)
             ) from None
 
     async def wait(

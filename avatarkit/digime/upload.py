@@ -21,9 +21,10 @@ import httpx
 import msgspec
 from anyio.abc import TaskGroup
 
+from avatarkit._http import http_errors, retrying
 from avatarkit._progress import UploadProgress
 from avatarkit._redact import protected_logger
-from avatarkit._retry import RetryPolicy, retry
+from avatarkit._retry import RetryPolicy
 from avatarkit.digime.journal import Journal, JournalEntry
 from avatarkit.digime.plan import Part, plan_parts
 from avatarkit.digime.rules import MaterialType
@@ -35,9 +36,17 @@ from avatarkit.digime.wire import (
     check_envelope,
     upload_id_from,
 )
-from avatarkit.errors import AvatarError, ConnectionLost, ServiceError
+from avatarkit.errors import AuthenticationError, AvatarError, ServiceError, ValidationError
 
-__all__ = ["CHUNK_BYTES", "Upload", "UploadProgress", "UploadResult", "UploadTarget", "post_json"]
+__all__ = [
+    "CHUNK_BYTES",
+    "TOKEN_CREDENTIAL",
+    "Upload",
+    "UploadProgress",
+    "UploadResult",
+    "UploadTarget",
+    "post_json",
+]
 
 log = protected_logger("avatarkit.digime.upload")
 
@@ -72,6 +81,12 @@ class UploadResult(msgspec.Struct, frozen=True, kw_only=True):
     file_suffix: str
 
 
+#: What a refused token is called in errors (the session's ``token``).
+TOKEN_CREDENTIAL: Final = "token (AVATARKIT_TOKEN)"
+#: The emulator's errno for a refused ``Authorization`` (the real service publishes none).
+UNAUTHORIZED_ERRNO: Final = 40100
+
+
 async def post_json(
     http: httpx.AsyncClient,
     url: str,
@@ -81,19 +96,29 @@ async def post_json(
     what: str,
     content_length: int | None = None,
 ) -> Envelope:
-    """POST a digime request and return its success envelope (or raise ServiceError)."""
+    """POST a digime request and return its success envelope.
+
+    Raises :class:`AuthenticationError` when the token is refused, another
+    :class:`ServiceError` for any other error answer, and whatever
+    :func:`avatarkit._http.http_errors` maps transport failures to.
+    """
     headers = {"Content-Type": "application/json", "Authorization": token}
     if content_length is not None:
         headers["Content-Length"] = str(content_length)
-    response = await http.post(url, content=body, headers=headers)
-    return check_envelope(response.content, status=response.status_code, what=what)
-
-
-def transient(exc: Exception) -> bool:
-    """Worth retrying: transport failures and 5xx/429, never an input error."""
-    if isinstance(exc, httpx.TransportError):
-        return True
-    return isinstance(exc, ServiceError) and exc.retryable
+    with http_errors(what, url, url_field="endpoints.digime"):
+        response = await http.post(url, content=body, headers=headers)
+        try:
+            return check_envelope(response.content, status=response.status_code, what=what)
+        except ServiceError as exc:
+            if exc.status in (401, 403) or exc.code == UNAUTHORIZED_ERRNO:
+                raise AuthenticationError(
+                    exc.code,
+                    exc.service_message,
+                    status=exc.status,
+                    request_id=exc.request_id,
+                    credential=TOKEN_CREDENTIAL,
+                ) from None
+            raise
 
 
 class _ReadAhead:
@@ -107,10 +132,19 @@ class _ReadAhead:
         self._value: bytes | None = None
         self._error: Exception | None = None
 
+    def _read(self, offset: int, length: int) -> bytes:
+        try:
+            return self._source.read(offset, length)
+        except OSError as exc:  # a local file problem, not a network one
+            raise ValidationError(
+                "path", str(self._source.path), f"cannot be read: {exc.strerror}"
+            ) from None
+
     def _encode(self, offset: int, length: int) -> bytes:
         # msgspec's base64 is ~2.6x faster here than binascii's (0.95 vs 0.36 GB/s);
-        # it yields a JSON string, so drop the quotes.
-        return _encoder.encode(self._source.read(offset, length))[1:-1]
+        # it yields a JSON string, so drop the quotes.  One expression, so that the
+        # raw chunk is freed before the slice copies the encoded one.
+        return _encoder.encode(self._read(offset, length))[1:-1]
 
     def prefetch(self, key: tuple[int, int]) -> None:
         if self._key is not None:
@@ -194,12 +228,7 @@ class Uploader:
         )
 
     async def _retried(self, what: str, call: Callable[[], Awaitable[Envelope]]) -> Envelope:
-        try:
-            return await retry(call, policy=self.policy, retry_on=transient, what=what)
-        except httpx.TransportError as exc:
-            raise ConnectionLost(
-                f"{what} failed after retries: {type(exc).__name__}: {exc}"
-            ) from None
+        return await retrying(call, policy=self.policy, what=what)
 
     async def _init(self) -> str:
         t = self.target
@@ -214,9 +243,8 @@ class Uploader:
                 tts_type=t.tts_type,
             )
         )
-        envelope = await self._retried(
-            "init_part_upload", lambda: self._post("init_part_upload", body, "init_part_upload")
-        )
+        what = "POST /init_part_upload"
+        envelope = await self._retried(what, lambda: self._post("init_part_upload", body, what))
         return upload_id_from(envelope.data)
 
     def _part_prefix(self, upload_id: str, part: Part) -> bytes:
@@ -249,7 +277,7 @@ class Uploader:
                 yield data
             yield b'"}'
 
-        what = f"video_part_upload part {part.number}/{len(self.parts)}"
+        what = f"POST /video_part_upload part {part.number}/{len(self.parts)}"
         await self._retried(what, lambda: self._post("video_part_upload", body(), what, length))
 
     async def _complete(self, upload_id: str) -> None:
@@ -263,10 +291,8 @@ class Uploader:
                 conf_name=t.conf_name,
             )
         )
-        await self._retried(
-            "video_complete_upload",
-            lambda: self._post("video_complete_upload", body, "video_complete_upload"),
-        )
+        what = "POST /video_complete_upload"
+        await self._retried(what, lambda: self._post("video_complete_upload", body, what))
 
     def _entry(self, upload_id: str, done: int, fingerprint: str) -> JournalEntry:
         return JournalEntry(

@@ -20,13 +20,13 @@ import anyio
 import httpx
 import msgspec
 
+from avatarkit._http import failure_of, http_errors, is_transient, retrying
 from avatarkit._progress import UploadProgress
 from avatarkit._redact import protected_logger, redact_url, register_secret
-from avatarkit._retry import RetryPolicy, retry
+from avatarkit._retry import RetryPolicy
 from avatarkit.errors import (
     AuthenticationError,
     AvatarError,
-    ConnectionLost,
     ProtocolError,
     ServiceError,
     TimeoutError,
@@ -70,27 +70,45 @@ VIDEO_RESOLUTIONS: Final = frozenset(
 VIDEO_SECONDS: Final = (180.0, 600.0)  # "视频长度须大于等于3分钟且小于等于10分钟"
 
 
-def _transient(exc: Exception) -> bool:
-    if isinstance(exc, httpx.TransportError):
-        return True
-    return isinstance(exc, ServiceError) and exc.retryable
+#: How refused credentials are named in errors, by auth mode (env vars of ``from_env``).
+_CREDENTIALS: Final = {
+    "token": "IAM token (METASTUDIO_TOKEN)",
+    "aksk": "AK/SK (CLOUD_SDK_AK / CLOUD_SDK_SK)",
+}
 
 
-def _error(response: httpx.Response, what: str) -> ServiceError:
+def _error(
+    response: httpx.Response, what: str, *, credential: str | None, url: str | None = None
+) -> ServiceError:
+    """The error an answer >= 300 carries.
+
+    401/403 raise :class:`AuthenticationError` naming ``credential``; with
+    ``credential=None`` (a presigned URL, whose signature is the service's own)
+    they stay a plain :class:`ServiceError`.
+    """
     request_id = response.headers.get("X-Request-Id")
+    status = response.status_code
     try:
         body = _error_decoder.decode(response.content)
-        code, message = body.error_code or f"HTTP{response.status_code}", body.error_msg
-    except msgspec.DecodeError:
-        code, message = f"HTTP{response.status_code}", response.text[:200]
-    cls = AuthenticationError if response.status_code in (401, 403) else ServiceError
-    status = response.status_code
-    return cls(
-        code,
-        f"{what}: {message}",
-        status=status,
-        request_id=request_id,
-        retryable=status >= 500 or status == 429,
+        code, message = body.error_code or f"HTTP{status}", body.error_msg
+    except (msgspec.DecodeError, RecursionError):
+        code, message = f"HTTP{status}", response.text[:200]
+    if url is not None:  # last: scrub() masks a query value up to the next space
+        message = f"{message} at {redact_url(url)}"
+    retryable = status >= 500 or status == 429
+    if status in (401, 403) and credential is not None:
+        if status == 403:  # authenticated, but this project is not the credentials' own
+            credential = f"{credential} for project_id (METASTUDIO_PROJECT_ID)"
+        return AuthenticationError(
+            code,
+            f"{what}: {message}",
+            status=status,
+            request_id=request_id,
+            retryable=retryable,
+            credential=credential,
+        )
+    return ServiceError(
+        code, f"{what}: {message}", status=status, request_id=request_id, retryable=retryable
     )
 
 
@@ -123,9 +141,14 @@ class PresignedUpload:
         """The byte range, read in 1 MiB pieces from a worker thread."""
 
         def read(offset: int, size: int) -> bytes:
-            with open(self.path, "rb") as f:
-                f.seek(offset)
-                data = f.read(size)
+            try:
+                with open(self.path, "rb") as f:
+                    f.seek(offset)
+                    data = f.read(size)
+            except OSError as exc:  # a local file problem, not a network one
+                raise ValidationError(
+                    "path", str(self.path), f"cannot be read: {exc.strerror}"
+                ) from None
             if len(data) != size:
                 raise ValidationError("path", str(self.path), "changed size while uploading")
             return data
@@ -259,7 +282,7 @@ class MetaStudio:
         method: str,
         path: str,
         *,
-        what: str,
+        label: str,
         params: Mapping[str, str | int] | None = None,
         body: msgspec.Struct | None = None,
     ) -> httpx.Response:
@@ -267,6 +290,9 @@ class MetaStudio:
         if params:
             url += "?" + urlencode(sorted((k, str(v)) for k, v in params.items()))
         content = _encoder.encode(body) if body is not None else None
+
+        what = f"{method} {path} ({label})"
+        credential = _CREDENTIALS["token" if self._token is not None else "aksk"]
 
         async def attempt() -> httpx.Response:
             headers = {"X-Project-Id": self.project_id}
@@ -279,21 +305,19 @@ class MetaStudio:
             else:
                 assert self._ak and self._sk
                 headers = sign(method, url, headers, content, self._ak, self._sk)  # fresh date
-            response = await self.http.request(method, url, content=content, headers=headers)
-            if response.status_code >= 300:
-                raise _error(response, what)
+            with http_errors(what, url, url_field="endpoint"):
+                response = await self.http.request(method, url, content=content, headers=headers)
+                if response.status_code >= 300:
+                    raise _error(response, what, credential=credential)
             return response
 
-        try:
-            return await retry(attempt, policy=self.retry, retry_on=_transient, what=what)
-        except httpx.TransportError as exc:
-            raise ConnectionLost(f"{what} failed: {type(exc).__name__}: {exc}") from None
+        return await retrying(attempt, policy=self.retry, what=what)
 
     @staticmethod
     def _decode(decoder: msgspec.json.Decoder[Any], response: httpx.Response, what: str) -> Any:
         try:
             return decoder.decode(response.content)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, RecursionError) as exc:
             raise ProtocolError(f"{what}: unexpected answer ({exc})", response.content) from None
 
     async def create_training_job(
@@ -339,7 +363,7 @@ class MetaStudio:
                 supported_service=supported_service,
             )
         )
-        response = await self._call("POST", "/jobs", what="create training job", body=request)
+        response = await self._call("POST", "/jobs", label="create training job", body=request)
         job: CreateJobResponse = self._decode(_create_decoder, response, "create training job")
         log.info(
             "created MetaStudio training job %s (%d video parts)",
@@ -361,7 +385,7 @@ class MetaStudio:
             command=command, command_message=command_message, comment_data=comment_data
         )
         response = await self._call(
-            "POST", f"/jobs/{quote(job_id, safe='')}/command", what=f"command {command}", body=body
+            "POST", f"/jobs/{quote(job_id, safe='')}/command", label=f"command {command}", body=body
         )
         result: CommandResult = self._decode(_command_decoder, response, f"command {command}")
         return result
@@ -394,7 +418,7 @@ class MetaStudio:
         return await self._command_ok(job_id, "SUBMITVERIFYING")
 
     async def show_job(self, job_id: str) -> Job:
-        response = await self._call("GET", f"/jobs/{quote(job_id, safe='')}", what="show job")
+        response = await self._call("GET", f"/jobs/{quote(job_id, safe='')}", label="show job")
         job: Job = self._decode(_job_decoder, response, "show job")
         return job
 
@@ -414,12 +438,12 @@ class MetaStudio:
             params["batch_name"] = batch_name
         if name:
             params["name"] = name
-        response = await self._call("GET", "/jobs", what="list jobs", params=params)
+        response = await self._call("GET", "/jobs", label="list jobs", params=params)
         jobs: JobList = self._decode(_list_decoder, response, "list jobs")
         return jobs
 
     async def delete_job(self, job_id: str) -> None:
-        await self._call("DELETE", f"/jobs/{quote(job_id, safe='')}", what="delete job")
+        await self._call("DELETE", f"/jobs/{quote(job_id, safe='')}", label="delete job")
 
     async def wait(
         self,
@@ -437,16 +461,18 @@ class MetaStudio:
         """
         reached = (lambda s: s == until) if isinstance(until, str) else until
         delay = poll_interval
+        state = "unknown: no answer yet"  # the timeout may come before the first answer
         with anyio.move_on_after(timeout):
             while True:
                 job = await self.show_job(job_id)
+                state = job.state
                 if reached(job.state):
                     return job
                 if is_failed(job.state):
                     raise TrainingFailed(job_id, job)
                 await anyio.sleep(delay)
                 delay = min(delay * 1.5, max_poll_interval)
-        raise TimeoutError(f"job {job_id} not done after {timeout}s (state {job.state})")
+        raise TimeoutError(f"job {job_id} not done after {timeout}s (state {state})")
 
     # -- presigned uploads -------------------------------------------------
 
@@ -507,12 +533,13 @@ class MetaStudio:
 
     async def _put_part(self, job_id: str, part: PresignedUpload, *, action_video: bool) -> None:
         outcome_unknown = False
+        what = f"PUT part {part.part_number} of job {job_id}"
 
         async def attempt() -> None:
             nonlocal outcome_unknown
             if outcome_unknown:
-                outcome_unknown = False
                 seen = await self.uploaded_parts(job_id, action_video=action_video)
+                outcome_unknown = False  # only once known: a failed lookup is asked again
                 if part.part_number in seen:
                     log.info(
                         "part %s of job %s arrived after all; not resending",
@@ -521,35 +548,22 @@ class MetaStudio:
                     )
                     return
             try:
-                await self._put(part)
-            except (
-                httpx.ReadError,
-                httpx.RemoteProtocolError,
-                httpx.ReadTimeout,
-                httpx.WriteError,
-                httpx.WriteTimeout,
-            ):
-                outcome_unknown = True  # the service may have the bytes: ask before resending
+                await self._put(part, what)
+            except AvatarError as exc:
+                failure = failure_of(exc)
+                # The service may have the bytes: ask before resending.
+                outcome_unknown = failure is not None and failure.outcome_unknown
                 raise
 
-        try:
-            await retry(
-                attempt,
-                policy=self.upload_retry,
-                retry_on=_transient,
-                what=f"PUT part {part.part_number} of job {job_id}",
-            )
-        except httpx.TransportError as exc:
-            raise ConnectionLost(
-                f"PUT of part {part.part_number} failed: {type(exc).__name__}"
-            ) from None
+        await retrying(attempt, policy=self.upload_retry, what=what)
 
-    async def _put(self, upload: PresignedUpload) -> None:
+    async def _put(self, upload: PresignedUpload, what: str) -> None:
         headers = {"Content-Type": upload.content_type, "Content-Length": str(upload.length)}
-        response = await self.http.put(upload.url, content=upload.body(), headers=headers)
-        if response.status_code >= 300:
-            # the URL's query is a credential: only its redacted form may be shown
-            raise _error(response, f"PUT {redact_url(upload.url)}")
+        # The URL's query is a credential: http_errors and _error only show it redacted.
+        with http_errors(what, upload.url):
+            response = await self.http.put(upload.url, content=upload.body(), headers=headers)
+            if response.status_code >= 300:
+                raise _error(response, what, credential=None, url=upload.url)
 
     async def upload_file(
         self, url: str, path: str | os.PathLike[str], *, content_type: str = OCTET
@@ -558,11 +572,12 @@ class MetaStudio:
         source = Path(path)
         size = (await anyio.Path(source).stat()).st_size
         upload = PresignedUpload(url, source, 0, size, content_type)
-        await retry(
-            lambda: self._put(upload),
+        what = f"PUT {source.name}"
+        await retrying(
+            lambda: self._put(upload, what),
             policy=self.upload_retry,
-            retry_on=_server_error,
-            what=f"PUT {source.name}",
+            what=what,
+            retry_on=_resendable,
         )
 
     # -- the whole flow ------------------------------------------------------
@@ -648,10 +663,12 @@ class MetaStudio:
         return await self.wait(job.job_id, timeout=timeout, poll_interval=poll_interval)
 
 
-def _server_error(exc: Exception) -> bool:
-    """Retry a whole-file PUT only on a definite failure answer, never on an unknown outcome:
-    a URL that may have been used cannot be checked for single files."""
-    return isinstance(exc, ServiceError) and exc.retryable
+def _resendable(exc: Exception) -> bool:
+    """Retry a whole-file PUT only when it surely did not take effect (refused connection,
+    a 5xx answer…), never on an unknown outcome: a single-use URL that may have been used
+    cannot be checked for single files."""
+    failure = failure_of(exc)
+    return is_transient(exc) and not (failure is not None and failure.outcome_unknown)
 
 
 async def _run_all(calls: list[Callable[[], Any]]) -> None:

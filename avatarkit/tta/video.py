@@ -8,8 +8,10 @@ from pathlib import Path
 import anyio
 import httpx
 
+from avatarkit._http import http_errors, retrying
 from avatarkit._redact import redact_url
-from avatarkit.errors import ServiceError
+from avatarkit._retry import RetryPolicy
+from avatarkit.errors import ServiceError, ValidationError
 from avatarkit.tta.events import SubtitleItem
 
 __all__ = ["ProducedVideo"]
@@ -21,9 +23,10 @@ class ProducedVideo:
     ``subtitles`` holds the ``all_subtitles`` lines when the session asked for
     subtitles.  ``await video.save(path)`` works for both forms; for a URL it
     streams the download to disk and never leaves a partial file behind.
+    Downloads are retried with ``retry`` (transport failures, 5xx, 429).
     """
 
-    __slots__ = ("_http", "codec", "data", "subtitles", "url")
+    __slots__ = ("_http", "_retry", "codec", "data", "subtitles", "url")
 
     def __init__(
         self,
@@ -33,12 +36,14 @@ class ProducedVideo:
         codec: str | None,
         subtitles: tuple[SubtitleItem, ...] = (),
         http: httpx.AsyncClient | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.data = data
         self.url = url
         self.codec = codec
         self.subtitles = subtitles
         self._http = http
+        self._retry = retry or RetryPolicy()
 
     def __repr__(self) -> str:
         where = f"url={redact_url(self.url)!r}" if self.url else f"<{len(self.data or b'')} bytes>"
@@ -50,12 +55,15 @@ class ProducedVideo:
             return self.data
         if self.url is None or self._http is None:
             raise ServiceError("no_video", "the service returned no video")
-        response = await self._http.get(self.url)
-        if response.status_code != 200:
-            raise ServiceError(
-                "download_failed", f"GET {redact_url(self.url)}", status=response.status_code
-            )
-        self.data = response.content
+        url, http = self.url, self._http
+
+        async def attempt() -> bytes:
+            with http_errors(_WHAT, url):
+                response = await http.get(url)
+                _check_status(response, url)
+                return response.content
+
+        self.data = await retrying(attempt, policy=self._retry, what=_WHAT)
         return self.data
 
     async def save(self, path: str | os.PathLike[str]) -> Path:
@@ -64,7 +72,7 @@ class ProducedVideo:
         partial = target.with_name(f".{target.name}.partial")
         try:
             if self.data is None and self.url is not None and self._http is not None:
-                await self._download(partial)
+                await retrying(lambda: self._download(partial), policy=self._retry, what=_WHAT)
             else:
                 await anyio.Path(partial).write_bytes(await self.read())
             await anyio.Path(partial).rename(target)
@@ -75,12 +83,37 @@ class ProducedVideo:
         return target
 
     async def _download(self, partial: Path) -> None:
+        """One try: the whole body streamed into ``partial`` (rewritten from the start)."""
         assert self.url is not None and self._http is not None
-        async with self._http.stream("GET", self.url) as response:
-            if response.status_code != 200:
-                raise ServiceError(
-                    "download_failed", f"GET {redact_url(self.url)}", status=response.status_code
-                )
-            async with await anyio.open_file(partial, "wb") as out:
-                async for chunk in response.aiter_bytes(1 << 20):
-                    await out.write(chunk)
+        with http_errors(_WHAT, self.url):
+            async with self._http.stream("GET", self.url) as response:
+                _check_status(response, self.url)
+                try:
+                    out = await anyio.open_file(partial, "wb")
+                except OSError as exc:
+                    raise _unwritable(partial, exc) from None
+                async with out:
+                    async for chunk in response.aiter_bytes(1 << 20):
+                        try:
+                            await out.write(chunk)
+                        except OSError as exc:  # the disk's fault, not the network's
+                            raise _unwritable(partial, exc) from None
+
+
+_WHAT = "GET produced video"
+
+
+def _unwritable(partial: Path, exc: OSError) -> ValidationError:
+    target = partial.with_name(partial.name.removeprefix(".").removesuffix(".partial"))
+    return ValidationError("path", str(target), f"cannot be written: {exc.strerror}")
+
+
+def _check_status(response: httpx.Response, url: str) -> None:
+    if response.status_code != 200:
+        status = response.status_code
+        raise ServiceError(
+            "download_failed",
+            f"{_WHAT} at {redact_url(url)}",
+            status=status,
+            retryable=status >= 500 or status == 429,
+        )

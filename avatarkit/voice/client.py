@@ -5,15 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
+from urllib.parse import urlsplit
 
 import anyio
-import httpx
 import msgspec
 
+from avatarkit._http import http_errors, retrying
 from avatarkit._redact import protected_logger, redact_url
-from avatarkit._retry import retry
-from avatarkit.digime.upload import transient
-from avatarkit.errors import ConnectionLost, ValidationError
+from avatarkit.errors import AuthenticationError, ValidationError
 from avatarkit.voice.probe import probe_duration
 from avatarkit.voice.rules import (
     NAMESPACE,
@@ -101,6 +100,28 @@ def _parse_payload(text: str | None) -> Any:
         return msgspec.json.decode(text)
     except msgspec.DecodeError:
         return text
+
+
+#: SAMI's error codes for a refused appkey (the rest of 401/403 is the token's).
+_APPKEY_CODES: Final = frozenset({40100001})
+
+
+def _naming_credential(exc: AuthenticationError) -> AuthenticationError:
+    """``exc`` again, naming which SAMI credential was refused and where it comes from."""
+    appkey = exc.code in _APPKEY_CODES or "appkey" in exc.service_message.lower()
+    credential = (
+        "SAMI appkey (AVATARKIT_SAMI_APPKEY, else AVATARKIT_APPID)"
+        if appkey
+        else "SAMI token (AVATARKIT_SAMI_TOKEN, else AVATARKIT_TOKEN)"
+    )
+    return AuthenticationError(
+        exc.code,
+        exc.service_message,
+        status=exc.status,
+        request_id=exc.request_id,
+        retryable=exc.retryable,
+        credential=credential,
+    )
 
 
 def _read_checked(path: Path) -> bytes:
@@ -206,7 +227,7 @@ class VoiceClient:
                 "namespace": NAMESPACE,
                 "version": VERSION,
             }
-        what = f"voice conversion to {speaker}"
+        what = f"POST {urlsplit(endpoint).path or '/'} (voice conversion to {speaker})"
         log.debug(
             "%s: POST %s (%d bytes of audio%s, auth in %s) -> %s %d Hz x%d",
             what,
@@ -222,10 +243,14 @@ class VoiceClient:
         extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
 
         async def attempt() -> ConvertedAudio:
-            response = await http.post(
-                endpoint, content=body, headers=_HEADERS, params=params, **extra
-            )
-            result = check_response(response.content, status=response.status_code)
+            with http_errors(what, endpoint, url_field="endpoints.sami"):
+                response = await http.post(
+                    endpoint, content=body, headers=_HEADERS, params=params, **extra
+                )
+                try:
+                    result = check_response(response.content, status=response.status_code)
+                except AuthenticationError as exc:
+                    raise _naming_credential(exc) from None
             return ConvertedAudio(
                 data=result.data,
                 format=fmt,
@@ -235,13 +260,6 @@ class VoiceClient:
                 payload=_parse_payload(result.payload),
             )
 
-        try:
-            converted = await retry(attempt, policy=session.retry, retry_on=transient, what=what)
-        except httpx.TransportError as exc:
-            # The exception's request holds the URL, so its text is rebuilt (and
-            # scrubbed by AvatarError) rather than chained.
-            raise ConnectionLost(
-                f"{what} failed after retries: {type(exc).__name__}: {exc}"
-            ) from None
+        converted = await retrying(attempt, policy=session.retry, what=what)
         log.debug("%s: task %s, %d bytes", what, converted.task_id, len(converted.data))
         return converted
