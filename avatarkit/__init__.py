@@ -17,7 +17,7 @@ The local emulator lives in :mod:`avatarkit.emulator` (``emulator`` extra).
 
 from avatarkit._progress import UploadProgress
 from avatarkit._redact import protect_library_loggers
-from avatarkit._retry import RetryPolicy
+from avatarkit._retry import RetryEvent, RetryPolicy, on_retry
 from avatarkit._session import AvatarSession, Endpoints
 from avatarkit.errors import (
     AuthenticationError,
@@ -39,6 +39,7 @@ from avatarkit.tta.config import (
     SessionConfig,
     VideoConfig,
 )
+from avatarkit.tta.limits import StreamLimits
 from avatarkit.tta.stream import TtaStream, Utterance
 from avatarkit.tta.video import ProducedVideo
 from avatarkit.voice import ConvertedAudio
@@ -57,6 +58,7 @@ __all__ = [
     "Logo",
     "ProducedVideo",
     "ProtocolError",
+    "RetryEvent",
     "RetryPolicy",
     "RoleConf",
     "RtcConfig",
@@ -64,6 +66,7 @@ __all__ = [
     "ServiceError",
     "SessionConfig",
     "StreamClosed",
+    "StreamLimits",
     "TimeoutError",
     "TrainingFailed",
     "TtaStream",
@@ -73,4 +76,5 @@ __all__ = [
     "VideoConfig",
     "__version__",
     "events",
+    "on_retry",
 ]

@@ -4,6 +4,9 @@ anyio's memory streams do the same job, but their ``receive()`` always yields
 to the event loop once before waiting; on a stream of thousands of frames a
 second that extra loop pass per wake-up is measurable (see
 ``benchmarks/tta_receive.py``).  This queue only suspends when it must.
+
+It is bounded twice: in items and in payload bytes, because a count alone
+lets a few huge frames hold gigabytes.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 import anyio
+
+from avatarkit.errors import ValidationError
 
 T = TypeVar("T")
 
@@ -26,25 +31,37 @@ class Closed(Exception):
 class EventQueue(Generic[T]):
     """Bounded FIFO: ``put`` waits while full (backpressure), ``get`` while empty.
 
-    Cancellation-safe: a cancelled ``get`` or ``put`` takes or adds nothing.
+    Full means ``size`` items, or ``max_bytes`` of payload (each item's size is
+    given to :meth:`force_put`).  Cancellation-safe: a cancelled ``get`` or
+    ``put`` takes or adds nothing.
     """
 
     __slots__ = (
+        "_bytes",
         "_closed",
         "_items",
+        "_max_bytes",
         "_not_empty",
         "_not_full",
         "_pause",
         "_paused",
         "_resume",
         "_size",
+        "_sizes",
     )
 
-    def __init__(self, size: int) -> None:
-        if size < 1:
-            raise ValueError("size must be >= 1")
+    def __init__(self, size: int, *, max_bytes: int | None = None) -> None:
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValidationError("queue_size", size, "must be an integer >= 1")
+        if max_bytes is not None and (
+            isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1
+        ):
+            raise ValidationError("buffer_bytes", max_bytes, "must be an integer >= 1 (bytes)")
         self._size = size
+        self._max_bytes = max_bytes if max_bytes is not None else 1 << 62
+        self._bytes = 0
         self._items: deque[T] = deque()
+        self._sizes: deque[int] = deque()
         self._closed = False
         self._not_empty: anyio.Event | None = None
         self._not_full: anyio.Event | None = None
@@ -63,6 +80,15 @@ class EventQueue(Generic[T]):
     @property
     def maxsize(self) -> int:
         return self._size
+
+    @property
+    def nbytes(self) -> int:
+        """Payload bytes held now."""
+        return self._bytes
+
+    @property
+    def max_bytes(self) -> int:
+        return self._max_bytes
 
     def close(self) -> None:
         """No more puts; ``get`` raises :class:`Closed` once the queue is drained."""
@@ -83,19 +109,27 @@ class EventQueue(Generic[T]):
         if len(self._items) >= self._size:
             return False
         self._items.append(item)
+        self._sizes.append(0)
         self._wake_getter()
         return True
 
-    def force_put(self, item: T) -> None:
-        """Add ``item`` even when full, and ask the producer to pause (see :meth:`watermarks`).
+    def force_put(self, item: T, nbytes: int = 0) -> None:
+        """Add ``item`` (``nbytes`` of payload) even when full, and ask the producer
+        to pause once full (see :meth:`watermarks`).
 
         The overshoot is bounded by what the producer already had in hand when
-        it was asked to pause (one socket read)."""
+        it was asked to pause (one socket read); a closed queue drops the item."""
         if self._closed:
-            raise Closed
+            return
         self._items.append(item)
+        self._sizes.append(nbytes)
+        self._bytes += nbytes
         self._wake_getter()
-        if not self._paused and len(self._items) >= self._size and self._pause is not None:
+        if (
+            not self._paused
+            and (len(self._items) >= self._size or self._bytes >= self._max_bytes)
+            and self._pause is not None
+        ):
             self._paused = True
             self._pause()
 
@@ -108,10 +142,15 @@ class EventQueue(Generic[T]):
         """The next item, None when empty; :class:`Closed` when closed and drained."""
         if self._items:
             item = self._items.popleft()
+            self._bytes -= self._sizes.popleft()
             if self._not_full is not None:
                 self._not_full.set()
                 self._not_full = None
-            if self._paused and len(self._items) <= self._size // 2:
+            if (
+                self._paused
+                and len(self._items) <= self._size // 2
+                and self._bytes <= self._max_bytes // 2
+            ):
                 self._paused = False
                 assert self._resume is not None
                 self._resume()

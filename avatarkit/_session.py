@@ -17,6 +17,7 @@ from avatarkit._retry import RetryPolicy
 from avatarkit.digime.client import DigimeClient, VoiceCloneClient
 from avatarkit.errors import AvatarError, ValidationError
 from avatarkit.tta.client import TtaClient
+from avatarkit.tta.limits import StreamLimits
 from avatarkit.tta.stream import TtaStream
 from avatarkit.voice.client import VoiceClient
 
@@ -72,6 +73,7 @@ class AvatarSession:
         journal_dir: str | os.PathLike[str] | None = None,
         sami_appkey: str | None = None,
         sami_token: str | None = None,
+        stream_limits: StreamLimits | None = None,
     ) -> None:
         if not isinstance(appid, str) or not appid:
             raise ValidationError("appid", appid, "must be a non-empty string")
@@ -107,8 +109,15 @@ class AvatarSession:
         self.digime = DigimeClient(self)
         self.voice_clone = VoiceCloneClient(self)
         self.voice = VoiceClient(self)
+        if stream_limits is not None and not isinstance(stream_limits, StreamLimits):
+            raise ValidationError("stream_limits", stream_limits, "must be a StreamLimits")
         self.tta = TtaClient(
-            self, base_url=self.endpoints.tta, appid=appid, token=token, retry=self.retry
+            self,
+            base_url=self.endpoints.tta,
+            appid=appid,
+            token=token,
+            retry=self.retry,
+            limits=stream_limits,
         )
 
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -300,83 +301,91 @@ def test_event_json_garbage_raises_only_protocol_error(value: object) -> None:
         frames.decode("|DAT|02|" + json.dumps(value))
 
 
-# -- the stream's frame router (fed by the websockets protocol callback) ----
+# -- foreign exceptions turned into avatarkit's own (issue 8, 4c/4d) ------------
+
+DEEP = "[" * 100_000 + "]" * 100_000
 
 
-class _Transport:
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def pause_reading(self) -> None:
-        self.calls.append("pause")
-
-    def resume_reading(self) -> None:
-        self.calls.append("resume")
-
-    def abort(self) -> None:
-        self.calls.append("abort")
-
-
-class _Conn:
-    def __init__(self) -> None:
-        self.transport = _Transport()
+@pytest.mark.parametrize("as_bytes", [False, True])
+@pytest.mark.parametrize(
+    "frame",
+    [
+        '|DAT|02|{"callback_info":{"type":"x","data":' + DEEP + "}}",  # an Unknown's data
+        '|DAT|02|{"callback_info":{"type":"x","data":' + "[" * 100_000,  # never closed
+        '|DAT|02|{"callback_info":{"type":"voice_start","data":{"a":' + DEEP + "}}}",
+        '|MSG|00|{"code":1000,"extra":' + DEEP + "}",  # skipped, yet msgspec recurses
+    ],
+)
+def test_deeply_nested_json_is_a_protocol_error(frame: str, as_bytes: bool) -> None:
+    # msgspec recursed past the interpreter's limit: RecursionError escaped.
+    with pytest.raises(ProtocolError, match="nested too deeply"):
+        frames.decode(frame.encode() if as_bytes else frame)
 
 
-def _router(queue_size: int = 8):  # type: ignore[no-untyped-def]
-    from avatarkit._queue import EventQueue
-    from avatarkit.tta.stream import _Router
-
-    class _Stream:
-        _state = "open"
-        _error = None
-
-        def __init__(self) -> None:
-            self._queue = EventQueue(queue_size)
-
-        def _fail(self, error: Exception) -> None:
-            self._error = error  # type: ignore[assignment]
-
-    stream = _Stream()
-    conn = _Conn()
-    return _Router(stream, stream._queue, conn), stream, conn  # type: ignore[arg-type]
+@pytest.mark.parametrize("header", ["|DAT|00|", "|DAT|01|", "|DAT|02|", "|MSG|00|", "|DAT|04|"])
+def test_str_frame_with_a_lone_surrogate_is_a_protocol_error(header: str) -> None:
+    with pytest.raises(ProtocolError, match="lone surrogate U\\+D800"):
+        frames.decode(header + '{"code": "\ud800"}')
 
 
-def test_router_reassembles_fragmented_messages() -> None:
-    from websockets.frames import Frame, Opcode
-
-    router, stream, _ = _router()
-    payload = bytes(range(256)) * 100
-    message = frames.server_video(payload)
-    router.frame(Frame(Opcode.BINARY, message[:1000], fin=False))
-    router.frame(Frame(Opcode.CONT, message[1000:5000], fin=False))
-    assert stream._queue.get_nowait() is None  # nothing until the last fragment
-    router.frame(Frame(Opcode.CONT, message[5000:], fin=True))
-    assert stream._queue.get_nowait() == ev.VideoChunk(memoryview(payload))
-    text = frames.server_event("voice_start", {"字": "幕"}).encode()
-    router.frame(Frame(Opcode.TEXT, text[:9], fin=False))
-    router.frame(Frame(Opcode.CONT, text[9:], fin=True))
-    assert stream._queue.get_nowait() == ev.VoiceStart({"字": "幕"})
+@pytest.mark.parametrize("header", ["|CTL|00|", "|CTL|02|", "|CTL|08|", "|CTL|09|"])
+def test_client_str_frame_with_a_lone_surrogate_is_a_protocol_error(header: str) -> None:
+    with pytest.raises(ProtocolError, match="lone surrogate U\\+DC00"):
+        frames.decode_client(header + "ok\udc00")
 
 
-def test_router_fails_the_stream_on_a_malformed_frame() -> None:
-    from websockets.frames import Frame, Opcode
-
-    router, stream, conn = _router()
-    router.frame(Frame(Opcode.TEXT, b"|DAT|02|\xff\xfe", fin=True))
-    assert isinstance(stream._error, ProtocolError) and "UTF-8" in str(stream._error)
-    assert conn.transport.calls == ["abort"]
-    router, stream, conn = _router()
-    router.frame(Frame(Opcode.BINARY, b"|DA", fin=True))
-    assert isinstance(stream._error, ProtocolError)
+def test_client_text_audio_frame_keeps_its_utf8_bytes() -> None:
+    # latin-1 could not encode "€": UnicodeEncodeError.  A text frame's bytes are its UTF-8.
+    assert frames.decode_client("|CTL|09|é€") == frames.AudioData("é€".encode(), True)
 
 
-def test_router_pauses_the_socket_when_the_queue_is_full() -> None:
-    from websockets.frames import Frame, Opcode
+@pytest.mark.parametrize("decoder", [frames.decode, frames.decode_client])
+def test_frames_of_the_wrong_type_are_validation_errors(decoder: object) -> None:
+    released = memoryview(b"|DAT|00|\x00\x00")
+    released.release()
+    for frame in (None, 12, 1.5, released, ["|DAT|00|"]):
+        with pytest.raises(ValidationError) as info:
+            decoder(frame)  # type: ignore[operator]
+        assert info.value.field == "frame"
 
-    router, stream, conn = _router(queue_size=2)
-    for _ in range(3):
-        router.frame(Frame(Opcode.BINARY, frames.server_audio(b"\x00\x01"), fin=True))
-    assert conn.transport.calls == ["pause"]
-    stream._queue.get_nowait()
-    stream._queue.get_nowait()
-    assert conn.transport.calls == ["pause", "resume"]
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda: frames.encode_open("\ud800"), "config_json"),
+        (lambda: frames.encode_open(b'{"role":"\xff"}'), "config_json"),
+        (lambda: frames.encode_open(None), "config_json"),
+        (lambda: frames.encode_chat("hi \ud800"), "text"),
+        (lambda: frames.encode_chat(10**5000), "text"),
+        (lambda: frames.encode_audio_url("https://x/\udfff.mp3", format="mp3"), "url"),
+        (
+            lambda: frames.encode_audio_url("https://x/a", format="mp3", sample_rate=-(10**5000)),
+            "sample_rate",
+        ),
+        (lambda: frames.encode_styled_chat("\ud800", {}), "text"),
+        (
+            lambda: frames.encode_styled_chat("hi", {"global_style": {"fontname": "\ud800"}}),
+            "subtitle",
+        ),
+        (lambda: frames.encode_styled_chat("hi", {"global_style": object()}), "subtitle"),
+        (lambda: frames.encode_bitrate(10**5000), "bitrate"),
+        (lambda: frames.encode_audio(None), "pcm"),
+        (lambda: frames.encode_audio("ab" * 20_000), "pcm"),
+    ],
+)
+def test_encoders_raise_only_validation_errors(call: Any, field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        call()
+    assert info.value.field == field
+    str(info.value)
+
+
+def test_audio_frame_size_counts_bytes_not_items() -> None:
+    import array
+
+    half_second = memoryview(array.array("h", bytes(16_000)))  # 8000 items, 16000 bytes
+    with pytest.raises(ValidationError, match="at least 1 s"):
+        frames.encode_audio(memoryview(array.array("h", bytes(31_998))))
+    assert frames.encode_audio(half_second, last=True) == b"|CTL|09|" + bytes(16_000)
+    one_second = memoryview(array.array("h", bytes(32_000)))  # 16000 items
+    assert len(frames.encode_audio(one_second)) == 8 + 32_000

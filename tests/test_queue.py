@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from avatarkit._queue import Closed, EventQueue
+from avatarkit.errors import ValidationError
 
 
 @given(st.integers(1, 8), st.lists(st.booleans(), max_size=200))
@@ -39,8 +40,10 @@ def test_close_drains_then_raises() -> None:
 
 
 def test_size_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="size"):
+    with pytest.raises(ValidationError, match="queue_size"):
         EventQueue(0)
+    with pytest.raises(ValidationError, match="buffer_bytes"):
+        EventQueue(4, max_bytes=0)
 
 
 @pytest.mark.anyio
@@ -128,5 +131,19 @@ def test_force_put_pauses_at_full_and_resumes_at_half() -> None:
     queue.force_put(9)
     assert calls == ["pause", "resume"]  # not full again yet
     queue.close()
-    with pytest.raises(Closed):
-        queue.force_put(10)
+    queue.force_put(10)  # bytes still arriving after close are dropped, not raised
+    assert len(queue) == 3
+
+
+def test_force_put_pauses_at_the_byte_bound_and_resumes_below_half() -> None:
+    calls: list[str] = []
+    queue: EventQueue[int] = EventQueue(100, max_bytes=1000)
+    queue.watermarks(lambda: calls.append("pause"), lambda: calls.append("resume"))
+    queue.force_put(1, 600)
+    assert calls == [] and queue.nbytes == 600
+    queue.force_put(2, 600)  # over the byte bound with 2 of 100 items: pause
+    assert calls == ["pause"] and queue.nbytes == 1200
+    assert queue.get_nowait() == 1
+    assert calls == ["pause"]  # 600 left: above half of 1000
+    assert queue.get_nowait() == 2
+    assert calls == ["pause", "resume"] and queue.nbytes == 0

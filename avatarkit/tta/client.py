@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Final, Literal
 from urllib.parse import quote
 
 from avatarkit._retry import RetryPolicy
 from avatarkit.errors import ValidationError
 from avatarkit.tta.config import KNOWN_ROLES_3D, SessionConfig, make_config
+from avatarkit.tta.limits import StreamLimits
 from avatarkit.tta.stream import StreamOwner, TtaStream
 
 __all__ = ["TtaClient", "tta_url"]
 
 Dimension = Literal["2d", "3d"]
+
+
+class _Default:
+    """The type of :data:`DEFAULT`: "not given" where None has a meaning of its own."""
+
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+DEFAULT: Final = _Default()
 
 
 def tta_url(base: str, dimension: Dimension, appid: str, token: str) -> str:
@@ -28,9 +39,17 @@ class TtaClient:
     """Opens :class:`~avatarkit.tta.stream.TtaStream` objects on a session."""
 
     def __init__(
-        self, owner: StreamOwner, *, base_url: str, appid: str, token: str, retry: RetryPolicy
+        self,
+        owner: StreamOwner,
+        *,
+        base_url: str,
+        appid: str,
+        token: str,
+        retry: RetryPolicy,
+        limits: StreamLimits | None = None,
     ) -> None:
         self._owner = owner
+        self.limits = limits or StreamLimits()
         self._base_url = base_url
         self._appid = appid
         self._token = token
@@ -45,9 +64,14 @@ class TtaClient:
         *,
         config: SessionConfig | Mapping[str, Any] | None = None,
         dimension: Dimension | None = None,
-        queue_size: int = 64,
-        open_timeout: float = 15.0,
-        close_timeout: float = 5.0,
+        queue_size: int | None = None,
+        buffer_bytes: int | None = None,
+        max_frame_bytes: int | None = None,
+        open_timeout: float | None = None,
+        close_timeout: float | None = None,
+        idle_timeout: float | None = None,
+        ping_interval: float | _Default | None = DEFAULT,
+        ping_timeout: float | _Default | None = DEFAULT,
         **fields: Any,
     ) -> TtaStream:
         """A TTA stream for ``role``; use it as ``async with`` (or ``await`` it).
@@ -56,7 +80,32 @@ class TtaClient:
         ``video={"video_width": 720}``…) checked against every documented rule
         before anything is sent.  ``dimension`` picks the 2d or 3d endpoint
         (default: 3d for the documented 3D roles, else 2d).
+
+        The other keywords override the session's
+        :class:`~avatarkit.tta.limits.StreamLimits` for this stream:
+        ``idle_timeout`` (the longest silence while an utterance or the
+        production is under way), ``ping_interval``/``ping_timeout`` (keepalive;
+        None disables), ``queue_size``/``buffer_bytes`` (events and payload bytes
+        buffered before reading pauses), ``max_frame_bytes``, ``open_timeout``,
+        ``close_timeout``.
         """
+        overrides: dict[str, Any] = {
+            name: value
+            for name, value in (
+                ("queue_size", queue_size),
+                ("buffer_bytes", buffer_bytes),
+                ("max_frame_bytes", max_frame_bytes),
+                ("open_timeout", open_timeout),
+                ("close_timeout", close_timeout),
+                ("idle_timeout", idle_timeout),
+            )
+            if value is not None
+        }
+        if not isinstance(ping_interval, _Default):
+            overrides["ping_interval"] = ping_interval
+        if not isinstance(ping_timeout, _Default):
+            overrides["ping_timeout"] = ping_timeout
+        limits = self.limits.replace(**overrides) if overrides else self.limits
         cfg = make_config(role, config=config, **fields)
         if cfg.appid is None:
             cfg = make_config(config=cfg, appid=self._appid)
@@ -69,7 +118,5 @@ class TtaClient:
             resource_id=f"volc.avatar.{dim}",
             config=cfg,
             retry_policy=self._retry,
-            queue_size=queue_size,
-            open_timeout=open_timeout,
-            close_timeout=close_timeout,
+            limits=limits,
         )

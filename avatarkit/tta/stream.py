@@ -1,35 +1,37 @@
-"""TtaStream: one TTA WebSocket session, its frame router and its iterators.
+"""TtaStream: one TTA session's lifecycle and its public iterators.
 
-The I/O shell around :mod:`avatarkit.tta.frames`.  One router per socket
-decodes each frame as the websockets protocol parses it (in its data_received
-callback: no extra task, no task switch per frame) and puts the event on a
-bounded queue; when the consumer is slow the queue fills, the transport stops
-reading, and TCP pushes back on the server — memory stays bounded.
+The pieces it is made of, each in its own module:
+
+* :mod:`avatarkit.tta._ws` — the WebSocket (websockets' sans-I/O protocol on
+  an asyncio transport, keepalive included);
+* :class:`_Router` (here) — decodes each message in the protocol callback and
+  puts the event on a queue bounded in events and bytes; when it fills,
+  reading pauses and TCP pushes back on the server;
+* :mod:`avatarkit.tta._utterances` — decides which utterance each event
+  belongs to;
+* :mod:`avatarkit.tta._drive` and :mod:`avatarkit.tta._record` — streamed
+  audio and the recording tap.
+
+Time and memory bounds: :mod:`avatarkit.tta.limits`.
 """
 
 from __future__ import annotations
 
-import builtins
-import contextlib
 import os
 import types
 from collections.abc import AsyncIterable, AsyncIterator, Generator, Mapping
-from typing import TYPE_CHECKING, Any, Protocol, Self
+from typing import Any, Final, Protocol, Self
 from xml.sax.saxutils import quoteattr
 
 import anyio
 import httpx
-import websockets
 from anyio.abc import TaskGroup
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidStatus, InvalidURI
-from websockets.frames import Frame, Opcode
 
+from avatarkit._http import is_transient
 from avatarkit._queue import Closed, EventQueue
 from avatarkit._redact import protected_logger, redact_url
 from avatarkit._retry import RetryPolicy, retry
 from avatarkit.errors import (
-    AuthenticationError,
     AvatarError,
     ConnectionLost,
     ProtocolError,
@@ -38,24 +40,22 @@ from avatarkit.errors import (
     TimeoutError,
     ValidationError,
 )
+from avatarkit.tta import _ws, frames, ssml
 from avatarkit.tta import events as ev
-from avatarkit.tta import frames, ssml
-from avatarkit.tta.audio import RATE, SECOND_BYTES, PcmConverter, Rechunker, wav_chunks
+from avatarkit.tta._drive import AudioDrive
+from avatarkit.tta._record import StreamRecording, Taps
+from avatarkit.tta._utterances import Decision, UtteranceTracker, Verdict
+from avatarkit.tta.audio import RATE, PcmConverter, wav_chunks
 from avatarkit.tta.config import SessionConfig, encode_config
+from avatarkit.tta.frames import MsgCode, MsgType
+from avatarkit.tta.limits import StreamLimits
 from avatarkit.tta.video import ProducedVideo
 
 __all__ = ["AudioDrive", "StreamRecording", "TtaStream", "Utterance"]
 
-if TYPE_CHECKING:
-    from avatarkit.media import Recorder
-    from avatarkit.media import Recording as RecordingResult
-
 log = protected_logger("avatarkit.tta")
-_ws_log = protected_logger("avatarkit.tta.ws")
 
-# MSG types (SPEC §2.2)
-TYPE_OPEN, TYPE_CLOSE, TYPE_CHAT, TYPE_INTERRUPT, TYPE_PRODUCTION = 0, 1, 2, 3, 4
-CODE_OK, CODE_BUSY = 1000, 1002
+_SECOND_OF_SPEECH: Final = 32_000  # bytes of 16 kHz mono s16le
 
 
 class StreamOwner(Protocol):
@@ -70,6 +70,14 @@ class StreamOwner(Protocol):
     def register(self, stream: TtaStream) -> None: ...
 
     def unregister(self, stream: TtaStream) -> None: ...
+
+
+class _Wakeup(ev.Event, frozen=True):
+    """Queued to wake a waiting iterator whose utterance failed on the send side."""
+
+
+_WAKEUP: Final = _Wakeup()
+_WAKEUP_DECISION: Final = Decision(Verdict.SESSION, None)
 
 
 class TtaStream:
@@ -89,32 +97,26 @@ class TtaStream:
         resource_id: str,
         config: SessionConfig,
         retry_policy: RetryPolicy,
-        queue_size: int = 64,
-        open_timeout: float = 15.0,
-        close_timeout: float = 5.0,
-        max_frame_bytes: int = 64 * 1024 * 1024,
+        limits: StreamLimits | None = None,
     ) -> None:
-        if queue_size < 1:
-            raise ValidationError("queue_size", queue_size, "must be >= 1")
         self._owner = owner
         self._url = url
         self._resource_id = resource_id
         self.config = config
+        self.limits = limits or StreamLimits()
         self._retry = retry_policy
-        self._open_timeout = open_timeout
-        self._close_timeout = close_timeout
-        self._max_frame_bytes = max_frame_bytes
-        self._queue_size = queue_size
-        self._queue: EventQueue[ev.Event] = EventQueue(queue_size)
-        self._ws: _RoutedConnection | None = None
-        self._state = "new"  # new → open → closing → closed
+        self._queue: EventQueue[ev.Event] = self._new_queue()
+        self._conn: _ws.WsConnection | None = None
+        self._state = "new"  # new → opening → open → closing → closed
         self._error: AvatarError | None = None  # why the event flow ended, if not cleanly
         self._consuming = False
-        # Utterances whose chat was sent and whose end was not yet consumed; the
-        # events of all but the newest belong to abandoned iterators: skipped.
-        self._open_utterances = 0
+        self._finishing = False
+        self._tracker = UtteranceTracker()
         self._send_lock = anyio.Lock()
-        self._taps: list[Recorder] = []  # recordings in progress (see record())
+        self._taps = Taps()
+
+    def _new_queue(self) -> EventQueue[ev.Event]:
+        return EventQueue(self.limits.queue_size, max_bytes=self.limits.buffer_bytes)
 
     # -- lifecycle -------------------------------------------------------
 
@@ -132,6 +134,10 @@ class TtaStream:
     def resolution(self) -> tuple[int, int]:
         """(width, height) of the video the service renders."""
         return self.config.resolution
+
+    @property
+    def task_group(self) -> TaskGroup:
+        return self._owner.task_group
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -159,14 +165,14 @@ class TtaStream:
         retried with jittered backoff; other refusals raise at once.
         """
         if self._state != "new":
-            raise AvatarError(f"stream already {self._state}")
+            raise StreamClosed(f"stream already {self._state}")
         self._state = "opening"
         config_json = encode_config(self.config)
         try:
-            self._ws = await retry(
+            self._conn = await retry(
                 lambda: self._connect_once(config_json),
                 policy=self._retry,
-                retry_on=_retry_open,
+                retry_on=is_transient,  # busy (1002), 5xx, lost connections, timeouts
                 what=f"opening TTA session on {redact_url(self._url)}",
             )
             self._owner.register(self)
@@ -178,60 +184,46 @@ class TtaStream:
         self._state = "open"
         log.debug("TTA session open on %s", redact_url(self._url))
 
-    async def _connect_once(self, config_json: bytes) -> _RoutedConnection:
+    async def _connect_once(self, config_json: bytes) -> _ws.WsConnection:
         # A fresh queue per attempt: a refused attempt's connection may still report
         # its loss later, and must not close the queue of the next one.
-        self._queue = EventQueue(self._queue_size)
+        limits = self.limits
+        self._queue = queue = self._new_queue()
         self._error = None
+        conn = await _ws.connect(
+            self._url,
+            headers={"Resource-Id": self._resource_id},
+            max_size=limits.max_frame_bytes,
+            open_timeout=limits.open_timeout,
+            close_timeout=limits.close_timeout,
+            keepalive=_ws.Keepalive(limits.ping_interval, limits.ping_timeout),
+        )
+        self._conn = conn
+        queue.watermarks(conn.pause_reading, conn.resume_reading)
+        conn.attach(_Router(self, queue, conn))
         try:
-            ws = await websockets.connect(
-                self._url,
-                additional_headers={"Resource-Id": self._resource_id},
-                compression=None,  # media is incompressible: deflate would only burn CPU
-                max_size=self._max_frame_bytes,
-                open_timeout=self._open_timeout,
-                close_timeout=self._close_timeout,
-                logger=_ws_log,
-                create_connection=_RoutedConnection,
-            )
-        except InvalidStatus as exc:
-            status = exc.response.status_code
-            body = exc.response.body.decode(errors="replace")[:200] if exc.response.body else ""
-            cls = AuthenticationError if status in (401, 403) else ServiceError
-            raise cls(
-                "handshake_rejected",
-                body or "WebSocket handshake rejected",
-                status=status,
-                retryable=status >= 500,
-            ) from None
-        except InvalidURI:
-            raise ValidationError(
-                "tta_url", redact_url(self._url), "must be a ws:// or wss:// URL"
-            ) from None
-        except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
-            raise ConnectionLost(
-                f"could not connect to {redact_url(self._url)}: {type(exc).__name__}: {exc}"
-            ) from None
-        assert isinstance(ws, _RoutedConnection)
-        ws.attach(_Router(self, self._queue, ws))
-        try:
-            await ws.send(frames.encode_open(config_json))
-            with anyio.fail_after(self._open_timeout):
+            await conn.send(frames.encode_open(config_json))
+            reply: ev.Status | None = None
+            with anyio.move_on_after(limits.open_timeout):
                 while True:
-                    event = await self._queue.get()
-                    if isinstance(event, ev.Status) and event.type in (TYPE_OPEN, -1):
+                    event = await queue.get()
+                    if isinstance(event, ev.Status) and event.type in (MsgType.OPEN, -1):
+                        reply = event
                         break
-                    # Anything before the open reply stays queued for the consumer.
-            if event.code != CODE_OK:
-                raise ServiceError(event.code, event.message, retryable=event.code == CODE_BUSY)
-            return ws
+                    log.debug("before the open reply, ignored: %r", event)
+            if reply is None:
+                raise TimeoutError(
+                    f"no open reply from {redact_url(self._url)} within "
+                    f"{limits.open_timeout}s (open_timeout)"
+                )
+            if reply.code != MsgCode.OK:
+                raise ServiceError(reply.code, reply.message, retryable=reply.code == MsgCode.BUSY)
+            return conn
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
-                await _close_quietly(ws, self._close_timeout)
-            if isinstance(exc, (ConnectionClosed, Closed)):
+                await self._close_socket()
+            if isinstance(exc, Closed):
                 raise self._error or ConnectionLost("connection closed while opening") from None
-            if isinstance(exc, builtins.TimeoutError):
-                raise TimeoutError(f"no open reply within {self._open_timeout}s") from None
             raise
 
     def _fail(self, error: AvatarError) -> None:
@@ -253,25 +245,34 @@ class TtaStream:
             self._owner.unregister(self)
 
     async def _close_socket(self) -> None:
-        if self._ws is not None:
-            await _close_quietly(self._ws, self._close_timeout)
+        if self._conn is not None:
+            await self._conn.close()  # bounded by close_timeout inside
 
     # -- sending ---------------------------------------------------------
 
-    async def _send(self, frame: str | bytes) -> None:
-        if self._state != "open" or self._ws is None:
+    async def send(self, frame: str | bytes) -> None:
+        """Send one raw frame (see :mod:`avatarkit.tta.frames`); most users want :meth:`say`."""
+        conn = self._conn
+        if self._state != "open" or conn is None:
             raise self._error or StreamClosed(f"stream is {self._state}")
         async with self._send_lock:
             try:
-                await self._ws.send(frame)
-            except ConnectionClosed as exc:
-                self._fail(ConnectionLost(f"connection lost: {exc}"))
-                raise self._error or ConnectionLost(str(exc)) from None
+                await conn.send(frame)
+            except AvatarError as exc:
+                self._fail(exc)
+                raise self._error or exc from None
 
     async def chat(self, text: str) -> None:
-        """Send a ``|CTL|02|`` chat without consuming events (see :meth:`events`)."""
+        """Send a ``|CTL|02|`` chat without consuming events (see :meth:`events`).
+
+        The chat counts as an utterance under way until its ``voice_end``
+        (``idle_timeout`` applies while :meth:`events` waits for it).
+        """
         self._require_text_mode("chat")
-        await self._send(frames.encode_chat(text))
+        frame = frames.encode_chat(text)
+        self._require_open()
+        self._tracker.begin()
+        await self.send(frame)
 
     def say(
         self, text: str | ssml.Speak, *, subtitle_style: Mapping[str, Any] | None = None
@@ -287,7 +288,12 @@ class TtaStream:
         :class:`~avatarkit.tta.events.VoiceEnd`.
         """
         self._require_text_mode("say")
-        body = str(text)
+        if isinstance(text, ssml.Speak):
+            body = str(text)
+        elif isinstance(text, str):
+            body = text
+        else:
+            raise ValidationError("text", text, "must be a string or an ssml.Speak")
         if "<" in body:
             ssml.validate(body, role=self.config.role, dimension=self._dimension)
         if subtitle_style is not None:
@@ -301,7 +307,7 @@ class TtaStream:
     async def interrupt(self) -> None:
         """Stop the current utterance (text mode only); its iterator ends at voice_end."""
         self._require_text_mode("interrupt")
-        await self._send(frames.encode_interrupt())
+        await self.send(frames.encode_interrupt())
 
     def say_audio(
         self,
@@ -355,22 +361,33 @@ class TtaStream:
                     yield item
 
         else:
-            converter_check = PcmConverter(sample_rate, channels)  # validates now
-            del converter_check
+            PcmConverter(sample_rate, channels)  # validates the format now, not mid-stream
             if isinstance(source, (bytes, bytearray, memoryview)):
                 data = bytes(source)
 
                 async def pieces() -> AsyncIterator[tuple[bytes, int, int]]:
                     yield data, sample_rate, channels
 
-            else:
+            elif isinstance(source, AsyncIterable):
                 stream_source = source
 
                 async def pieces() -> AsyncIterator[tuple[bytes, int, int]]:
                     async for piece in stream_source:
                         yield bytes(piece), sample_rate, channels
 
+            else:
+                raise ValidationError(
+                    "source", source, "must be a WAV path, PCM bytes or an async iterable of bytes"
+                )
+
         return AudioDrive(self, pieces())
+
+    def utterance(self) -> Utterance:
+        """An utterance begun now with no chat of its own (the audio drive's)."""
+        self._require_open()
+        utterance = Utterance(self, None)
+        utterance._uid = self._tracker.begin()
+        return utterance
 
     def record(
         self,
@@ -394,7 +411,7 @@ class TtaStream:
         """
         from avatarkit.media import Recorder
 
-        return StreamRecording(self, Recorder(path, subtitles=subtitles, audio=audio))
+        return StreamRecording(self._taps, Recorder(path, subtitles=subtitles, audio=audio))
 
     def _require_audio_mode(self, what: str) -> None:
         if self.config.input_mode != "audio":
@@ -404,7 +421,7 @@ class TtaStream:
 
     async def set_bitrate(self, kbps: int) -> None:
         """Change the video bitrate mid-session (400–5000 kbps)."""
-        await self._send(frames.encode_bitrate(kbps))
+        await self.send(frames.encode_bitrate(kbps))
 
     def _require_text_mode(self, what: str) -> None:
         if (self.config.input_mode or "text") != "text":
@@ -412,71 +429,120 @@ class TtaStream:
                 "input_mode", self.config.input_mode, f"{what}() needs input_mode='text'"
             )
 
+    def _require_open(self) -> None:
+        if self._state != "open":
+            raise self._error or StreamClosed(f"stream is {self._state}")
+
     # -- receiving -------------------------------------------------------
 
-    async def _next_event(self) -> ev.Event | None:
-        """The next event, or None when the flow ended cleanly."""
-        event = await self._take()
-        if event is not None and self._taps:
-            await self._tap(event)
-        return event
+    async def _take(self, awaiting: str) -> tuple[ev.Event, Decision]:
+        """The next event and whose it is.  :class:`ConnectionLost` (or the stream's
+        error) when the flow ends; :class:`TimeoutError` when the service is silent
+        past the bound while something is under way (``awaiting`` names it)."""
+        event = self._next_nowait() or await self._next(awaiting)
+        if event is _WAKEUP:
+            return event, _WAKEUP_DECISION
+        decision = self._decide(event)
+        if self._taps:
+            await self._taps.feed(event)
+        return event, decision
 
-    async def _tap(self, event: ev.Event) -> None:
-        for recorder in self._taps:
-            await recorder.afeed(event)
-
-    async def _take(self) -> ev.Event | None:
+    def _next_nowait(self) -> ev.Event | None:
         try:
-            event = self._queue.get_nowait()  # fast path: no await when one is queued
-            if event is not None:
-                return event
-            if self._consuming:
-                raise AvatarError("this stream's events are already being consumed elsewhere")
-            self._consuming = True
-            try:
-                return await self._queue.get()
-            finally:
-                self._consuming = False
+            return self._queue.get_nowait()
         except Closed:
-            self._raise_if_failed()
-            return None
+            return None  # _next raises the reason
 
-    def _raise_if_failed(self) -> None:
-        if self._error is not None:
-            raise self._error
+    async def _next(self, awaiting: str) -> ev.Event:
+        try:
+            event = self._queue.get_nowait()
+            return event if event is not None else await self._wait(awaiting)
+        except Closed:
+            # No error recorded means the session ended as asked (events() stops there).
+            raise self._error or ConnectionLost(
+                f"the session ended while awaiting {awaiting}"
+            ) from None
 
-    async def _next_or_lost(self, during: str) -> ev.Event:
-        event = await self._next_event()
-        if event is None:
-            raise ConnectionLost(f"the session ended {during}")
-        return event
+    def _decide(self, event: ev.Event) -> Decision:
+        decision = self._tracker.feed(event)
+        if decision.verdict is Verdict.STRAY:
+            log.debug("out-of-place event (no utterance it can belong to): %r", event)
+        return decision
+
+    async def _wait(self, awaiting: str) -> ev.Event:
+        if self._consuming:
+            raise AvatarError("this stream's events are already being consumed elsewhere")
+        bound: float | None = None
+        if self._finishing:
+            spoken = self._tracker.audio_bytes / _SECOND_OF_SPEECH
+            bound = self.limits.idle_timeout + spoken
+        elif self._tracker.busy:
+            bound = self.limits.idle_timeout
+        self._consuming = True
+        try:
+            if bound is None:  # nothing under way: the keepalive watches the peer
+                return await self._queue.get()
+            with anyio.move_on_after(bound):
+                return await self._queue.get()
+            raise TimeoutError(
+                f"the TTA service sent nothing for {bound:.1f}s while awaiting {awaiting} "
+                f"(idle_timeout={self.limits.idle_timeout}s)"
+            )
+        finally:
+            self._consuming = False
+
+    def _wake(self) -> None:
+        self._queue.force_put(_WAKEUP)
 
     async def events(self) -> AsyncIterator[ev.Event]:
-        """Every event, in order, until the session ends."""
-        while (event := await self._next_event()) is not None:
-            yield event
+        """Every event, in order, until the session ends (stray ones included)."""
+        while True:
+            try:
+                event, _ = await self._take("the next event")
+            except ConnectionLost:
+                if self._error is None:
+                    return  # the session ended as asked
+                raise
+            if event is not _WAKEUP:
+                yield event
 
     async def finish(self, *, timeout: float | None = None) -> ProducedVideo:
         """Close the session (``|CTL|01|``) and return the produced video.
 
         Waits for the ``|DAT|03|``/``|DAT|04|`` bytes or the ``video_url``
-        event, then for the close reply.  Events of utterances nobody consumed
-        are skipped.
+        event, then for the close reply: each wait is bounded by ``idle_timeout``
+        plus the duration of the speech so far, and the whole by ``timeout``
+        (seconds) when given.  Events of utterances nobody consumed are skipped.
         """
+        try:
+            if timeout is None:
+                return await self._finish()
+            with anyio.move_on_after(timeout):
+                return await self._finish()
+            raise TimeoutError(f"finish() did not complete within {timeout}s (timeout)")
+        except BaseException:
+            await self.aclose()  # a failed finish leaves no socket behind
+            raise
+
+    async def _finish(self) -> ProducedVideo:
         codec = self.config.codec
         chunks: list[memoryview] = []
         url: str | None = None
         subtitles: tuple[ev.SubtitleItem, ...] = ()
         media_done = codec is None
         closed_ok = False
-        deadline = anyio.fail_after(timeout) if timeout is not None else contextlib.nullcontext()
-        with deadline:
-            await self._send(frames.encode_close())
-            self._state = "closing"
+        awaiting = "the produced video" if codec is not None else "the close reply"
+        await self.send(frames.encode_close())
+        self._state = "closing"
+        self._finishing = True
+        try:
             while not (closed_ok and media_done):
-                event = await self._next_event()
-                if event is None:
-                    break
+                try:
+                    event, _ = await self._take(awaiting)
+                except ConnectionLost:
+                    if self._error is None and media_done:
+                        break  # the service closed without its close reply: the video is here
+                    raise
                 match event:
                     case ev.MediaChunk(data=data):
                         chunks.append(data)
@@ -488,276 +554,148 @@ class TtaStream:
                     case ev.AllSubtitles(subtitles=lines):
                         subtitles = lines
                     case ev.Status(code=code, message=message, type=kind) if (
-                        code != CODE_OK and kind in (TYPE_CLOSE, TYPE_PRODUCTION)
+                        code != MsgCode.OK and kind in (MsgType.CLOSE, MsgType.PRODUCTION)
                     ):
-                        raise ServiceError(code, message, retryable=code == CODE_BUSY)
-                    case ev.Status(type=kind) if kind == TYPE_CLOSE:
+                        raise ServiceError(code, message, retryable=code == MsgCode.BUSY)
+                    case ev.Status(type=kind) if kind == MsgType.CLOSE:
                         closed_ok = True
                     case _:
                         pass
+        finally:
+            self._finishing = False
         await self.aclose()
-        if not media_done:
-            raise ConnectionLost("the session ended before the produced video arrived")
         video_bytes = b"".join(chunks) if chunks else None
         return ProducedVideo(
-            data=video_bytes, url=url, codec=codec, subtitles=subtitles, http=self._owner.http
+            data=video_bytes,
+            url=url,
+            codec=codec,
+            subtitles=subtitles,
+            http=self._owner.http,
+            retry=self._retry,
         )
 
 
 class _Router:
-    """Routes one connection's data frames to a stream's queue.
+    """Routes one connection's messages to a stream's queue.
 
     It runs inside the protocol's ``data_received`` callback, so a frame costs
     no task switch: it is decoded and queued as it is parsed.  When the queue
-    fills, the transport stops reading (TCP then pushes back on the server)
-    until the consumer has drained half of it.
+    fills (in events or bytes) the connection stops reading until the
+    consumer has drained half of it.
     """
 
-    __slots__ = ("_fragments", "_queue", "_stream", "_text", "_ws")
+    __slots__ = ("_conn", "_queue", "_stream")
 
     def __init__(
-        self, stream: TtaStream, queue: EventQueue[ev.Event], ws: _RoutedConnection
+        self, stream: TtaStream, queue: EventQueue[ev.Event], conn: _ws.WsConnection
     ) -> None:
         self._stream = stream
         self._queue = queue
-        self._ws = ws
-        self._fragments: list[bytes] = []
-        self._text = False
-        transport = ws.transport
-        queue.watermarks(transport.pause_reading, transport.resume_reading)
+        self._conn = conn
 
-    def frame(self, frame: Frame) -> None:
-        if frame.fin and frame.opcode is not Opcode.CONT:
-            data, text = frame.data, frame.opcode is Opcode.TEXT
-        else:  # a fragmented message: reassemble it (websockets bounds it by max_size)
-            if frame.opcode is not Opcode.CONT:
-                self._text = frame.opcode is Opcode.TEXT
-            self._fragments.append(bytes(frame.data))
-            if not frame.fin:
-                return
-            data, text = b"".join(self._fragments), self._text
-            self._fragments = []
+    def message(self, data: bytes | bytearray | memoryview, text: bool) -> None:
         try:
-            message: str | bytes = (
-                bytes(data).decode() if text else data if type(data) is bytes else bytes(data)
-            )
-            event = frames.decode(message)
-        except (UnicodeDecodeError, ProtocolError) as exc:
-            error = (
-                exc
-                if isinstance(exc, ProtocolError)
-                else ProtocolError("text frame is not valid UTF-8", bytes(data))
-            )
-            self._stop(error)
-            self._ws.transport.abort()
+            if text:
+                event = frames.decode(str(data, "utf-8"))
+            elif type(data) is bytearray:  # a fresh buffer per frame: viewed, not copied
+                event = frames.decode_owned(data)
+            else:
+                event = frames.decode(data)
+        except UnicodeDecodeError:
+            self._stop(ProtocolError("text frame is not valid UTF-8", bytes(data)))
             return
-        with contextlib.suppress(Closed):  # the stream was closed while bytes still arrived
-            self._queue.force_put(event)
+        except AvatarError as exc:
+            self._stop(exc)
+            return
+        except Exception as exc:  # never let a decoder bug kill the transport silently
+            self._stop(ProtocolError(f"undecodable frame ({type(exc).__name__})", bytes(data)))
+            return
+        self._queue.force_put(event, len(data))
 
-    def lost(self, close_exc: Exception | None) -> None:
-        """The connection is gone: every frame before it is already queued."""
+    def lost(self, error: AvatarError | None) -> None:
+        """The connection is gone: every message before it is already queued."""
         stream = self._stream
-        if isinstance(close_exc, ConnectionClosedOK):
-            error = (
-                None
-                if stream._state in ("closing", "closed")
-                else ConnectionLost("the service closed the session")
-            )
-        else:
-            error = ConnectionLost(f"connection lost: {close_exc}")
-        self._stop(error)
-
-    def _stop(self, error: AvatarError | None) -> None:
-        if error is not None and self._stream._queue is self._queue:
-            self._stream._fail(error)
+        if error is None and stream._state not in ("closing", "closed"):
+            error = ConnectionLost("the service closed the session")
+        if error is not None and stream._queue is self._queue:
+            stream._fail(error)
         self._queue.close()
 
-
-class _RoutedConnection(ClientConnection):
-    """A websockets connection whose data frames go to a :class:`_Router`, not to recv()."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._router: _Router | None = None
-        self._early: list[Frame] = []  # frames parsed with the handshake, before attach()
-
-    def attach(self, router: _Router) -> None:
-        self._router = router
-        early, self._early = self._early, []
-        for frame in early:
-            router.frame(frame)
-        if self.state is websockets.State.CLOSED:  # lost during the handshake already
-            router.lost(self.protocol.close_exc)
-
-    def process_event(self, event: Any) -> None:
-        if isinstance(event, Frame) and event.opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
-            if self._router is None:
-                self._early.append(event)
-            else:
-                self._router.frame(event)
-            return
-        super().process_event(event)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        if self._router is not None:
-            self._router.lost(self.protocol.close_exc)
-
-
-class StreamRecording:
-    """``async with stream.record(...)``: the recording tap; ``result`` once it ends."""
-
-    def __init__(self, stream: TtaStream, recorder: Recorder) -> None:
-        self._stream = stream
-        self._recorder = recorder
-        self.result: RecordingResult | None = None
-
-    async def __aenter__(self) -> StreamRecording:
-        self._stream._taps.append(self._recorder)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: types.TracebackType | None,
-    ) -> None:
-        self._stream._taps.remove(self._recorder)
-        if exc_type is not None:
-            self._recorder.abort()  # nothing half-written is left behind
-            return
-        with anyio.CancelScope(shield=True):
-            self.result = await self._recorder.aclose()
-
-
-class _DriveFailed(ev.Event, frozen=True):
-    """Queued by a failed audio sender so that the waiting iterator wakes and raises."""
-
-    error: Exception
-
-
-class AudioDrive:
-    """The events caused by streamed audio; sending runs alongside (see ``drive_audio``)."""
-
-    def __init__(self, stream: TtaStream, pieces: AsyncIterator[tuple[bytes, int, int]]) -> None:
-        self._stream = stream
-        self._pieces = pieces
-        self._utterance = Utterance(stream, None)
-        self._scope = anyio.CancelScope()
-        self._started = False
-        self.bytes_sent = 0  # 16 kHz mono PCM bytes handed to the socket
-        self.frames_sent = 0  # |CTL|08| frames, the tail included
-
-    def __aiter__(self) -> AudioDrive:
-        return self
-
-    async def _send(self) -> None:
-        stream = self._stream
-        with self._scope:
-            try:
-                converter: PcmConverter | None = None
-                chunker = Rechunker(SECOND_BYTES)
-                async for data, rate, channels in self._pieces:
-                    if converter is None:
-                        converter = PcmConverter(rate, channels)
-                    for chunk in chunker.feed(converter.feed(data)):
-                        await stream._send(frames.encode_audio(chunk))
-                        self.bytes_sent += len(chunk)
-                        self.frames_sent += 1
-                tail = chunker.tail()
-                await stream._send(frames.encode_audio(tail, last=True))
-                self.bytes_sent += len(tail)
-                self.frames_sent += 1
-            except Exception as exc:  # delivered to the iterator, never to the session
-                with contextlib.suppress(Closed):
-                    stream._queue.force_put(_DriveFailed(exc))
-
-    async def __anext__(self) -> ev.Event:
-        if not self._started:
-            self._started = True
-            self._stream._open_utterances += 1
-            self._utterance._started = True
-            self._stream._owner.task_group.start_soon(self._send)
-        try:
-            event = await self._utterance.__anext__()
-        except BaseException:
-            self._scope.cancel()
-            raise
-        if isinstance(event, _DriveFailed):
-            self._scope.cancel()
-            raise event.error
-        return event
-
-    async def aclose(self) -> None:
-        """Stop sending (the rest of the audio is not sent)."""
-        self._scope.cancel()
-
-    async def collect(self) -> list[ev.Event]:
-        return [event async for event in self]
+    def _stop(self, error: AvatarError) -> None:
+        if self._stream._queue is self._queue:
+            self._stream._fail(error)
+        self._queue.close()
+        self._conn.abort(error)
 
 
 class Utterance:
-    """The events of one ``say()``: an async iterator ending after voice_end."""
+    """The events of one ``say()``: an async iterator ending after voice_end.
+
+    It yields exactly the events between its own ``voice_start`` and
+    ``voice_end`` (see :mod:`avatarkit.tta._utterances`); stray events and
+    those of abandoned utterances are skipped (:meth:`TtaStream.events` shows
+    them all).
+    """
 
     def __init__(self, stream: TtaStream, frame: str | None) -> None:
         self._stream = stream
         self._frame = frame
-        self._started = False
+        self._uid: int | None = None
         self._done = False
+        self._failure: Exception | None = None
 
     def __aiter__(self) -> Utterance:
         return self
+
+    def fail(self, error: Exception) -> None:
+        """End the iteration with ``error`` (the audio drive's sender failed)."""
+        if self._failure is None and not self._done:
+            self._failure = error
+            self._stream._wake()
 
     async def __anext__(self) -> ev.Event:
         stream = self._stream
         if self._done:
             raise StopAsyncIteration
-        if not self._started:
-            self._started = True
+        uid = self._uid
+        if uid is None:
             assert self._frame is not None
-            await stream._send(self._frame)
-            stream._open_utterances += 1
-        while True:
-            event = stream._queue.get_nowait() if stream._queue else None
-            if event is None:
-                event = await stream._next_or_lost("before the utterance's voice_end")
-            elif stream._taps:
-                await stream._tap(event)
-            if type(event) in _MEDIA and stream._open_utterances == 1:
-                return event  # the hot path: media of the current utterance
-            # An utterance ends at its voice_end, or at a chat reply that refuses it.
-            refused = isinstance(event, ev.Status) and event.type == TYPE_CHAT and not event.ok
-            ends = refused or isinstance(event, ev.VoiceEnd)
-            if stream._open_utterances > 1:  # an abandoned utterance's event
-                stream._open_utterances -= ends
-                continue
-            if not ends:
-                return event
-            stream._open_utterances -= 1
+            stream._require_open()
+            uid = self._uid = stream._tracker.begin()  # before sending: see _utterances
+            await stream.send(self._frame)
+        elif stream._tracker.finished(uid):
             self._done = True
-            if refused:
+            raise AvatarError(
+                "this utterance's events were consumed by a later say(); "
+                "iterate each utterance to its end before the next"
+            )
+        queue = stream._queue
+        while True:
+            if self._failure is not None:
+                self._done = True
+                raise self._failure
+            # The hot path, inlined: an event already queued costs no await.
+            try:
+                event = queue.get_nowait()
+            except Closed:
+                event = None
+            if event is None:
+                event = await stream._next("the utterance's voice_end")
+            if event is _WAKEUP:
+                continue
+            verdict, owner = stream._decide(event)
+            if stream._taps:
+                await stream._taps.feed(event)
+            if owner != uid:
+                continue  # stray, the session's, or an abandoned utterance's
+            if verdict is Verdict.DELIVER:
+                return event
+            self._done = True
+            if verdict is Verdict.REFUSED:
                 assert isinstance(event, ev.Status)
-                raise ServiceError(event.code, event.message, retryable=event.code == CODE_BUSY)
+                raise ServiceError(event.code, event.message, retryable=event.code == MsgCode.BUSY)
             return event
 
     async def collect(self) -> list[ev.Event]:
         """Run the utterance to its end and return all its events."""
         return [event async for event in self]
-
-
-_MEDIA = frozenset({ev.AudioChunk, ev.VideoChunk})
-
-
-def _retry_open(exc: Exception) -> bool:
-    if isinstance(exc, ServiceError):
-        return exc.retryable
-    return isinstance(exc, ConnectionLost)
-
-
-async def _close_quietly(ws: ClientConnection, timeout: float) -> None:
-    """Close ``ws``, bounded in time; on timeout the transport is aborted."""
-    with anyio.move_on_after(timeout):
-        with contextlib.suppress(Exception):  # a broken socket may fail to close: it's closed
-            await ws.close()
-        return
-    ws.transport.abort()

@@ -1,0 +1,174 @@
+"""The websockets adapter (``tta/_ws.py``) and the router, over real loopback sockets."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+
+from avatarkit import AvatarSession, Endpoints, ProtocolError, RetryPolicy, events
+from avatarkit.tta import frames
+
+pytestmark = pytest.mark.anyio
+
+Handler = Callable[[ServerConnection], Awaitable[None]]
+
+
+@asynccontextmanager
+async def server(after_chat: Handler) -> AsyncIterator[AvatarSession]:
+    """A server that opens the session, then runs ``after_chat`` once a chat arrives."""
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.recv()
+        await ws.send(frames.server_status(1000, "ok", 0))
+        await ws.recv()
+        await after_chat(ws)
+        await ws.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0, ping_interval=None, compression=None) as srv:
+        port = next(iter(srv.sockets)).getsockname()[1]
+        url = f"ws://127.0.0.1:{port}/tta"
+        async with AvatarSession(
+            "appid", "token-ws", endpoints=Endpoints(tta=url), retry=RetryPolicy(attempts=1)
+        ) as av:
+            yield av
+
+
+async def test_fragmented_messages_are_reassembled() -> None:
+    payload = bytes(range(256)) * 100
+    video = frames.server_video(payload)
+    start = frames.server_event("voice_start", {"字": "幕"})
+
+    async def send(ws: ServerConnection) -> None:
+        await ws.send([start[:9], start[9:]])  # a text message in two fragments
+        await ws.send([video[:1000], video[1000:5000], video[5000:]])
+        await ws.send(frames.server_event("voice_end", {}))
+
+    async with server(send) as av, av.tta.open(role="GuoXiaoyuan") as stream:
+        got = await stream.say("你好").collect()
+    assert got[0] == events.VoiceStart({"字": "幕"})
+    assert isinstance(got[1], events.VideoChunk) and bytes(got[1].nal) == payload
+    assert isinstance(got[2], events.VoiceEnd)
+
+
+async def test_a_text_frame_that_is_not_utf8_is_a_protocol_error() -> None:
+    async def send(ws: ServerConnection) -> None:
+        await ws.send(b"|DAT|02|\xff\xfe", text=True)
+
+    async with server(send) as av, av.tta.open(role="GuoXiaoyuan") as stream:
+        with pytest.raises(ProtocolError, match="UTF-8"):
+            await stream.say("你好").collect()
+
+
+async def test_a_malformed_frame_fails_the_stream_with_a_protocol_error() -> None:
+    async def send(ws: ServerConnection) -> None:
+        await ws.send(b"|DA")
+
+    async with server(send) as av, av.tta.open(role="GuoXiaoyuan") as stream:
+        with pytest.raises(ProtocolError, match="header"):
+            await stream.say("你好").collect()
+
+
+async def test_deeply_nested_event_data_is_a_protocol_error_not_a_lost_connection() -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+
+    async def send(ws: ServerConnection) -> None:
+        await ws.send('|DAT|02|{"callback_info":{"type":"voice_start","data":' + deep + "}}")
+
+    async with server(send) as av, av.tta.open(role="GuoXiaoyuan") as stream:
+        with pytest.raises(ProtocolError):
+            await stream.say("你好").collect()
+
+
+async def test_media_payloads_are_read_only_views() -> None:
+    async def send(ws: ServerConnection) -> None:
+        await ws.send(frames.server_event("voice_start", {}))
+        await ws.send(frames.server_audio(b"\x01\x02" * 8))
+        await ws.send(frames.server_event("voice_end", {}))
+
+    async with server(send) as av, av.tta.open(role="GuoXiaoyuan") as stream:
+        got = [e async for e in stream.say("你好")]
+    audio = next(e for e in got if isinstance(e, events.AudioChunk))
+    assert audio.pcm.readonly and bytes(audio.pcm) == b"\x01\x02" * 8
+
+
+# -- opening against broken servers: only AvatarError subclasses come out ----
+
+
+@asynccontextmanager
+async def tcp_server(behaviour: str) -> AsyncIterator[int]:
+    """A TCP server on 127.0.0.1 that resets, stalls, or answers garbage."""
+    import socket
+    import struct
+
+    import anyio
+    import anyio.abc
+
+    async def handle(client: anyio.abc.SocketStream) -> None:
+        async with client:
+            if behaviour == "reset":
+                sock = client.extra(anyio.abc.SocketAttribute.raw_socket)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                return  # closing with linger 0 sends RST
+            if behaviour == "garbage":
+                await client.receive()
+                await client.send(b"\x00\xffnot http at all\r\n\r\n")
+                return
+            await anyio.sleep_forever()  # "stall": accepts, then says nothing
+
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, handle)
+            yield port
+            tg.cancel_scope.cancel()
+
+
+def dead_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _session(port: int) -> AvatarSession:
+    from avatarkit import StreamLimits
+
+    return AvatarSession(
+        "appid",
+        "token-broken",
+        endpoints=Endpoints(tta=f"ws://127.0.0.1:{port}/tta"),
+        retry=RetryPolicy(attempts=2, base_delay=0.001, max_delay=0.001),
+        stream_limits=StreamLimits(open_timeout=0.3),
+    )
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "expected"),
+    [
+        ("dead", "ConnectionLost"),
+        ("reset", "ConnectionLost"),
+        ("stall", "TimeoutError"),
+        ("garbage", "ProtocolError"),
+    ],
+)
+async def test_open_against_a_broken_server_raises_only_our_errors(
+    behaviour: str, expected: str
+) -> None:
+    import avatarkit
+
+    async def attempt(port: int) -> None:
+        async with _session(port) as av:
+            with pytest.raises(avatarkit.AvatarError) as caught:
+                await av.tta.open(role="GuoXiaoyuan")
+            assert type(caught.value).__name__ == expected, repr(caught.value)
+            assert "token-broken" not in str(caught.value)
+
+    if behaviour == "dead":
+        await attempt(dead_port())
+        return
+    async with tcp_server(behaviour) as port:
+        await attempt(port)
