@@ -73,6 +73,40 @@ def test_role_must_be_non_empty(role: str) -> None:
     assert_error(fails(role=role), "role", role, "non-empty")
 
 
+@pytest.mark.parametrize(
+    ("role", "meant"),
+    [
+        ("guoxiaoyuan", "GuoXiaoyuan"),
+        ("GuoXiaoYuan", "GuoXiaoyuan"),
+        ("Guoxiaoyuan", "GuoXiaoyuan"),
+        ("GUOXIAOYUAN", "GuoXiaoyuan"),
+        ("GuoXiaoyaun", "GuoXiaoyuan"),  # a transposition
+        ("GuoXiayuan", "GuoXiaoyuan"),  # a letter missing
+        ("xiaohuan", "XiaoHuan"),
+        ("XiaoHuang", "XiaoHuan"),
+        ("coco", "COCO"),
+        ("Coco", "COCO"),
+    ],
+)
+def test_near_misses_of_catalog_roles_say_did_you_mean(role: str, meant: str) -> None:
+    err = fails(role=role)
+    assert_error(err, "role", role, f"did you mean {meant!r}?", "strict_role=False")
+    # the user can insist: their own avatar may really be called that
+    assert make_config(role, strict_role=False).role == role
+
+
+@pytest.mark.parametrize(
+    "role", ["GuoXiaoyuan", "XiaoHuan", "COCO", "NoSuchRole", "LiuXuan", "Liu-Xuan", "XiaoYu"]
+)
+def test_catalog_and_unknown_roles_are_not_refused_before_io(role: str) -> None:
+    """Trained avatars' names are unknowable here: only the service refuses them."""
+    assert make_config(role).role == role
+
+
+def test_decode_config_reads_what_was_sent_without_the_near_miss_check() -> None:
+    assert decode_config(b'{"role": "guoxiaoyuan"}').role == "guoxiaoyuan"
+
+
 def test_role_missing_and_wrong_type() -> None:
     assert_error(fails(role=None), "role", None, "missing")
     assert_error(check_fails(SessionConfig(role=5)), "role", 5, "string")  # type: ignore[arg-type]
@@ -258,9 +292,28 @@ def test_role_left_offset_any_int(value: int) -> None:
 
 
 @pytest.mark.parametrize("name", ["voice_type", "pose_type", "clothes_type"])
-def test_role_conf_strings_non_empty(name: str) -> None:
-    assert_error(fails(role_conf={name: ""}), f"role_conf.{name}", "", "non-empty")
+def test_role_conf_empty_strings_mean_not_given(name: str) -> None:
+    """SPEC §6; doc 001 §5.1.1's demo sends "pose_type": "", "clothes_type": ""."""
+    cfg = make_config("COCO", role_conf={name: ""})
+    assert cfg.role_conf is not None and getattr(cfg.role_conf, name) == ""
+    # passed through as given, the way the demo sends it
+    assert json.loads(encode_config(cfg))["role_conf"] == {name: ""}
     assert make_config("COCO", role_conf={name: "S_cloned_voice_1"}).role_conf
+    assert_error(fails(role_conf={name: 5}), f"role_conf.{name}", 5, "str")
+
+
+def test_the_demo_config_of_doc_001_is_accepted() -> None:
+    """Doc 001 §5.1.1: the demo's param, with its role placeholder filled in."""
+    demo = {
+        "uid": "avatar_py_demo",
+        "role": "GuoXiaoyuan",
+        "codec": "mp4",
+        "role_conf": {"pose_type": "", "clothes_type": ""},
+        "output_url": True,
+    }
+    assert make_config(config=demo).role_conf == RoleConf(pose_type="", clothes_type="")
+    assert decode_config(json.dumps(demo)).codec == "mp4"
+    assert make_config("COCO", background="").background == ""
 
 
 def test_known_voices_accepted() -> None:

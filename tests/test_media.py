@@ -14,10 +14,10 @@ from typing import Any
 import av
 import pytest
 
-from avatarkit.emulator import media
 from avatarkit.emulator.media import (
     AUDIO_BYTES_PER_FRAME,
     MediaSession,
+    avatar,
     pad_access_unit,
     pcm_rms,
     plain_text,
@@ -275,7 +275,7 @@ def test_mouth_follows_audio() -> None:
     with MediaSession(320, 240) as session:
         aus = session.render(bytes(1280) + tone(40, 0.5) + bytes(1280))
     silent, loud, silent2 = decode_h264(aus)
-    art = media._art(320, 240, "yuv420p")
+    art = avatar._art(320, 240, "yuv420p")
     box = (
         art.cx - 0.8 * art.mouth_rx,
         art.mouth_cy - 0.6 * art.mouth_ry,

@@ -311,9 +311,44 @@ def test_action_catalog_per_role() -> None:
     fails('<action type="15"/>', "not in XiaoHuan's action library", role="XiaoHuan")
     validate('<action type="coco_ok_03_ANI"/>', role="COCO")
     fails('<action type="OK"/>', "not in COCO's action library", role="COCO")
-    # Other roles (a trained digime, say) have no published catalog: anything goes.
-    validate('<action type="whatever"/>', role="MyTwin")
-    validate('<action type="whatever"/>')
+    # Other roles (a trained digime, say) have no published catalog: not checked, and said so.
+    assert validate('<action type="whatever"/>', role="MyTwin").unchecked_actions == ("whatever",)
+    assert validate('<action type="whatever"/>').actions_checked  # no role: nothing to check
+
+
+def test_a_skipped_action_check_is_said_plainly(caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 9: for a role without a documented library the action check is skipped, loudly."""
+    caplog.set_level("WARNING", logger="avatarkit.tta")
+    text = '<speak><action type="wave"/>你好<action type="bow"/><action type="wave"/></speak>'
+    check = validate(text, role="MyTwin")
+    assert (check.role, check.unchecked_actions, check.actions_checked) == (
+        "MyTwin",
+        ("wave", "bow"),
+        False,
+    )
+    [record] = caplog.records
+    assert record.levelname == "WARNING"
+    assert "'MyTwin'" in record.getMessage() and "not checked" in record.getMessage()
+    assert "'wave'" in record.getMessage() and "'bow'" in record.getMessage()
+    # checked roles and action-free SSML say nothing
+    caplog.clear()
+    assert validate('<action type="15"/>', role="GuoXiaoyuan").actions_checked
+    assert validate("<speak>你好</speak>", role="MyTwin").actions_checked
+    assert validate('<action type="LISTENING" time="3s"/>', role="MyTwin").actions_checked
+    assert caplog.records == []
+
+
+def test_action_check_notice_warns_once_per_role(caplog: pytest.LogCaptureFixture) -> None:
+    """What a stream keeps: one WARNING per role however often it says()."""
+    caplog.set_level("WARNING", logger="avatarkit.tta")
+    notice = ssml.ActionCheckNotice()
+    for _ in range(3):
+        validate('<action type="wave"/>', role="MyTwin", notice=notice)
+    validate('<action type="wave"/>', role="OtherTwin", notice=notice)
+    assert [r.getMessage().split("'")[1] for r in caplog.records] == ["MyTwin", "OtherTwin"]
+    # a fresh notice (a new stream) says it again
+    validate('<action type="wave"/>', role="MyTwin", notice=ssml.ActionCheckNotice())
+    assert len(caplog.records) == 3
 
 
 def test_listening_and_is_silence_are_2d_only() -> None:

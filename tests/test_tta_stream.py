@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import math
+from pathlib import Path
 
 import anyio
 import av
@@ -17,6 +19,7 @@ from avatarkit import (
     ConnectionLost,
     ServiceError,
     StreamClosed,
+    TrainingFailed,
     ValidationError,
     events,
 )
@@ -419,3 +422,175 @@ async def test_ssml_images_show_while_their_text_is_spoken(emulator: Emulator) -
     assert not any(shown[: before - 1])  # not while the first sentence is spoken
     assert abs(first - before) <= 1 and abs(last + 1 - during) <= 1
     assert all(shown[first : last + 1]) and not any(shown[last + 2 :])
+
+
+# --- roles (issue 9): refused at open unless catalog or trained; near misses before I/O ----
+
+
+def training_clip(path: Path) -> Path:
+    """A few frames of 1920x1080 H.264 in mp4: what digime review accepts as a training video."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 1920, 1080, "yuv420p"
+        stream.options = {"preset": "ultrafast"}
+        for i in range(3):
+            frame = av.VideoFrame(1920, 1080, "yuv420p")
+            for plane in frame.planes:
+                plane.update(bytes([i * 60]) * plane.buffer_size)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+async def train_digime(emulator: Emulator, conf_name: str, tmp_path: Path) -> int:
+    """Upload and train ``conf_name`` on the emulator through the SDK; its final state."""
+    async with session_for(emulator) as av_session:
+        clip = training_clip(tmp_path / f"{conf_name}.mp4")
+        await av_session.digime.upload(
+            clip, conf_name=conf_name, role_show_name="测试", input_resource="conformance"
+        )
+        await av_session.digime.train(conf_name, callback_url="http://127.0.0.1:9/callback")
+        try:
+            info = await av_session.digime.wait(conf_name, timeout=30, poll_interval=0.02)
+        except TrainingFailed as exc:
+            return int(exc.info.state)  # type: ignore[attr-defined]
+        return int(info.state)
+
+
+async def open_raw(emulator: Emulator, config: str, dimension: str = "2d") -> events.Status:
+    url = (
+        f"{emulator.endpoints.tta}/{dimension}?appid={emulator.appid}&access_token={emulator.token}"
+    )
+    headers = {"Resource-Id": f"volc.avatar.{dimension}"}
+    async with websockets.connect(url, additional_headers=headers) as ws:
+        await ws.send(frames.encode_open(config))
+        reply = frames.decode(await ws.recv())
+        assert isinstance(reply, events.Status)
+        return reply
+
+
+@pytest.mark.parametrize(
+    ("role", "dimension"),
+    [
+        ("NoSuchRole", "2d"),
+        ("guoxiaoyuan", "2d"),
+        ("GuoXiaoYuan", "2d"),
+        ("xiaohuan", "2d"),
+        ("coco", "3d"),
+        ("LiuXuan", "2d"),  # a customer's avatar id, but not trained on this emulator
+    ],
+)
+async def test_emulator_refuses_roles_outside_the_catalog_at_open(
+    emulator: Emulator, role: str, dimension: str
+) -> None:
+    """Doc 001 §2.1.1: catalog roles by exact name, or the customer's own (trained) avatar."""
+    reply = await open_raw(emulator, json.dumps({"role": role}), dimension)
+    assert (reply.code, reply.type) == (1001, 0)
+    assert f"role={role!r}" in reply.message and "unknown role" in reply.message
+    assert emulator.stats.tta_sessions_opened == 0
+
+
+async def test_sdk_flags_near_misses_before_io_and_sends_unknown_names(
+    emulator: Emulator,
+) -> None:
+    async with session_for(emulator) as av_session:
+        with pytest.raises(ValidationError) as info:
+            await av_session.tta.open(role="guoxiaoyuan")
+        assert "did you mean 'GuoXiaoyuan'?" in str(info.value)
+        assert emulator.stats.tta_rejected_opens == 0  # nothing was sent
+        # overridden: sent, and the service is the one to refuse it
+        with pytest.raises(ServiceError) as refused:
+            await av_session.tta.open(role="guoxiaoyuan", strict_role=False)
+        assert refused.value.code == 1001 and "'guoxiaoyuan'" in str(refused.value)
+        # an unknown name is never refused by the SDK
+        with pytest.raises(ServiceError) as unknown:
+            await av_session.tta.open(role="NoSuchRole")
+        assert unknown.value.code == 1001 and "'NoSuchRole'" in str(unknown.value)
+    assert emulator.stats.tta_rejected_opens == 2
+
+
+async def test_a_trained_digime_is_a_role_and_its_actions_are_not_checked(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with Emulator(digime_training_seconds=0, digime_fail_conf_names=["Bad-Twin"]) as emu:
+        assert await train_digime(emu, "My-Twin", tmp_path) == 2
+        assert (await open_raw(emu, '{"role": "My-Twin"}')).code == 1000
+        caplog.set_level(logging.WARNING, logger="avatarkit.tta")
+        async with session_for(emu) as av_session:
+            async with av_session.tta.open(role="My-Twin", video=SMALL_VIDEO) as stream:
+                for _ in range(2):
+                    got = await stream.say('<speak><action type="wave"/>你好。</speak>').collect()
+                    assert isinstance(got[-1], events.VoiceEnd)  # the emulator did not check it
+        skipped = [r for r in caplog.records if "action check skipped" in r.getMessage()]
+        assert skipped and "'My-Twin'" in skipped[0].getMessage()
+        # a failed training does not make a role
+        assert await train_digime(emu, "Bad-Twin", tmp_path) == 3
+        reply = await open_raw(emu, '{"role": "Bad-Twin"}')
+        assert reply.code == 1001 and "'Bad-Twin'" in reply.message
+
+
+async def test_emulator_catalog_roles_still_check_their_actions(emulator: Emulator) -> None:
+    url = f"{emulator.endpoints.tta}/2d?appid={emulator.appid}&access_token={emulator.token}"
+    async with websockets.connect(url, additional_headers={"Resource-Id": "volc.avatar.2d"}) as ws:
+        await ws.send(frames.encode_open('{"role": "GuoXiaoyuan"}'))
+        assert (frames.decode(await ws.recv())).code == 1000  # type: ignore[union-attr]
+        await ws.send(frames.encode_chat('<speak><action type="OK"/>你好</speak>'))
+        bad = frames.decode(await ws.recv())
+        assert isinstance(bad, events.Status) and (bad.code, bad.type) == (1001, 2)
+        assert "'OK' is not in GuoXiaoyuan's action library" in bad.message
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"role": "GuoXiaoyuan", "role_conf": {"pose_type": "", "clothes_type": ""}},
+        {"role": "GuoXiaoyuan", "role_conf": {"voice_type": ""}},
+        {"role": "GuoXiaoyuan", "background": ""},
+        {"role": "GuoXiaoyuan", "codec": "mp4", "role_conf": {"pose_type": ""}, "output_url": True},
+    ],
+)
+async def test_emulator_reads_empty_optional_strings_as_not_given(
+    emulator: Emulator, config: dict[str, object]
+) -> None:
+    """SPEC §6; doc 001 §2.1.1 background "不设置或者为空时使用默认背景"; the §5.1.1 demo."""
+    reply = await open_raw(emulator, json.dumps(config))
+    assert reply.code == 1000, reply.message
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        ({"role": ""}, "role"),
+        ({"role": "GuoXiaoyuan", "appid": "someone-else"}, "appid"),
+        ({"role": "GuoXiaoyuan", "role_conf": {"pose_type": 5}}, "role_conf.pose_type"),
+        ({"role": "GuoXiaoyuan", "role_conf": {"speed": 3.5}}, "role_conf.speed"),
+        ({"role": "GuoXiaoyuan", "role_conf": {"role_top_offset": 1920}}, "role_top_offset"),
+        ({"role": "GuoXiaoyuan", "video": {"video_height": 4000}}, "video.video_height"),
+        ({"role": "GuoXiaoyuan", "video": {"video_height": 300}}, "video.video_width"),
+        ({"role": "GuoXiaoyuan", "video": {"subtitle_control": True}}, "subtitle_control"),
+        ({"role": "GuoXiaoyuan", "logo": {"logo_url": ""}}, "logo.logo_top_offset"),
+        ({"role": "GuoXiaoyuan", "input_mode": "video"}, "input_mode"),
+        ({"role": "GuoXiaoyuan", "codec": "avi"}, "codec"),
+        ({"role": "GuoXiaoyuan", "rtmp": {"addr": "http://x/live", "live_id": "1"}}, "rtmp.addr"),
+        ({"role": "GuoXiaoyuan", "rtc": {"app_id": "a", "room": "r", "uid": "u"}}, "rtc.token"),
+        ({"role": "GuoXiaoyuan", "output_url": "yes"}, "output_url"),
+        (["GuoXiaoyuan"], "config"),
+    ],
+)
+async def test_emulator_config_rules_name_the_field(
+    emulator: Emulator, config: object, field: str
+) -> None:
+    reply = await open_raw(emulator, json.dumps(config))
+    assert (reply.code, reply.type) == (1001, 0)
+    assert field in reply.message
+
+
+async def test_emulator_never_quotes_rtc_tokens_or_stream_keys(emulator: Emulator) -> None:
+    rtc = {"app_id": "a", "room": "r", "uid": "u", "token": 12345}
+    reply = await open_raw(emulator, json.dumps({"role": "GuoXiaoyuan", "rtc": rtc}))
+    assert reply.code == 1001 and "rtc.token" in reply.message and "12345" not in reply.message
+    rtmp = {"addr": "ftp://host/app/streamkey-secret", "live_id": "1"}
+    reply = await open_raw(emulator, json.dumps({"role": "GuoXiaoyuan", "rtmp": rtmp}))
+    assert reply.code == 1001 and "streamkey-secret" not in reply.message

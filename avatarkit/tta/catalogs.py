@@ -11,7 +11,15 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final
 
-__all__ = ["ACTIONS", "CAMERA_MODE", "CAMERA_SCENES", "FONTS", "POSE_CLOTHES"]
+__all__ = [
+    "ACTIONS",
+    "CAMERA_MODE",
+    "CAMERA_SCENES",
+    "CATALOG_ROLES",
+    "FONTS",
+    "POSE_CLOTHES",
+    "near_miss_role",
+]
 
 _GUO_XIAOYUAN: Final = {
     "0": "opening_wave_hand",
@@ -139,6 +147,45 @@ ACTIONS: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType(
         "COCO": MappingProxyType(_COCO),
     }
 )
+
+#: The catalog roles of doc 001 §2.1.1 (2D GuoXiaoyuan, XiaoHuan; 3D COCO), exact case.
+CATALOG_ROLES: Final[tuple[str, ...]] = ("GuoXiaoyuan", "XiaoHuan", "COCO")
+
+
+def _distance(a: str, b: str) -> int:
+    """Levenshtein distance with adjacent transpositions (optimal string alignment)."""
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        row = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            row[j] = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                row[j] = min(row[j], prev2[j - 2] + 1)
+        prev2, prev = prev, row
+    return prev[-1]
+
+
+def near_miss_role(role: str) -> str | None:
+    """The catalog role ``role`` looks like a slip of, or None.
+
+    A near miss differs from a catalog role only in case (``guoxiaoyuan``,
+    ``GuoXiaoYuan``), or by at most 2 edits (1 for the four-letter ``COCO``)
+    ignoring case.  An exact catalog name is never a near miss; neither is a
+    name far from all of them (a trained avatar's conf_name, unknowable here).
+    """
+    if role in CATALOG_ROLES:
+        return None
+    folded = role.casefold()
+    for name in CATALOG_ROLES:
+        allowed = 1 if len(name) < 8 else 2
+        # Cheap length filter first: the distance is at least the length difference.
+        if abs(len(folded) - len(name)) > allowed:
+            continue
+        if _distance(folded, name.casefold()) <= allowed:
+            return name
+    return None
+
 
 #: role -> the pose/clothes combination the action library was recorded in
 #: (站姿全身_客服装, standing full body, service uniform).

@@ -72,6 +72,7 @@ class TtaClient:
         idle_timeout: float | None = None,
         ping_interval: float | _Default | None = DEFAULT,
         ping_timeout: float | _Default | None = DEFAULT,
+        strict_role: bool = True,
         **fields: Any,
     ) -> TtaStream:
         """A TTA stream for ``role``; use it as ``async with`` (or ``await`` it).
@@ -80,6 +81,11 @@ class TtaClient:
         ``video={"video_width": 720}``…) checked against every documented rule
         before anything is sent.  ``dimension`` picks the 2d or 3d endpoint
         (default: 3d for the documented 3D roles, else 2d).
+
+        ``role`` may be a catalog role or your own avatar's id (a trained
+        digime's conf_name): unknown names go to the service, which decides.
+        A near miss of a catalog name (``guoxiaoyuan``) is refused here with
+        "did you mean 'GuoXiaoyuan'?"; ``strict_role=False`` sends it anyway.
 
         The other keywords override the session's
         :class:`~avatarkit.tta.limits.StreamLimits` for this stream:
@@ -106,9 +112,9 @@ class TtaClient:
         if not isinstance(ping_timeout, _Default):
             overrides["ping_timeout"] = ping_timeout
         limits = self.limits.replace(**overrides) if overrides else self.limits
-        cfg = make_config(role, config=config, **fields)
+        cfg = make_config(role, config=config, strict_role=strict_role, **fields)
         if cfg.appid is None:
-            cfg = make_config(config=cfg, appid=self._appid)
+            cfg = make_config(config=cfg, appid=self._appid, strict_role=strict_role)
         dim: Dimension = dimension or ("3d" if cfg.role in KNOWN_ROLES_3D else "2d")
         if dim not in ("2d", "3d"):
             raise ValidationError("dimension", dim, "must be '2d' or '3d'")

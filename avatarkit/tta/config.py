@@ -10,6 +10,22 @@ Every failure is a :class:`~avatarkit.errors.ValidationError` naming the
 dotted field, the offending value and the rule; also for input that msgspec
 cannot take (JSON nested too deeply, strings with lone surrogates, objects
 it cannot encode).
+
+Readings of doc 001 made here (SPEC §6):
+
+* **Empty optional strings mean "not given".**  ``background: ""`` (§2.1.1:
+  "不设置或者为空时使用默认背景"), and ``role_conf.voice_type``, ``pose_type``,
+  ``clothes_type`` ``""`` (the doc's own demo, §5.1.1, sends
+  ``"pose_type": "", "clothes_type": ""``) are accepted and sent as given:
+  the service reads them as unset, exactly as the demo relies on.  Until
+  issue 9 the SDK refused them ("must be a non-empty string").
+* **Role.**  A role is a catalog role (§2.1.1: GuoXiaoyuan, XiaoHuan; COCO)
+  or a customer's own avatar id ("形象id填入role", §二), which the SDK cannot
+  know: an unknown name is never refused here; the service refuses it (1001).
+  :func:`make_config` does refuse a *near miss* of a catalog name (a case slip
+  such as ``guoxiaoyuan`` or ``GuoXiaoYuan``, or one or two typos) with "did
+  you mean 'GuoXiaoyuan'?", because the catalog lists exact names; pass
+  ``strict_role=False`` for an avatar whose id really is that close.
 """
 
 from __future__ import annotations
@@ -30,6 +46,7 @@ from avatarkit._schema_errors import (
     value_at,
 )
 from avatarkit.errors import ValidationError
+from avatarkit.tta.catalogs import near_miss_role
 
 __all__ = [
     "CODECS",
@@ -45,6 +62,7 @@ __all__ = [
     "RtmpConfig",
     "SessionConfig",
     "VideoConfig",
+    "check_role_name",
     "decode_config",
     "encode_config",
     "make_config",
@@ -356,8 +374,8 @@ def _check_logo(logo: Logo) -> None:
 
 
 def _check_role_conf(conf: RoleConf, width: int, height: int) -> None:
-    for name in ("voice_type", "pose_type", "clothes_type"):
-        _check_nonempty(f"role_conf.{name}", getattr(conf, name))
+    # voice_type, pose_type and clothes_type: any string, "" meaning "not given"
+    # (SPEC §6; the demo of doc 001 §5.1.1 sends "pose_type": "", "clothes_type": "").
     if conf.role_width is not None and not 100 <= conf.role_width <= width:
         _fail(
             "role_conf.role_width",
@@ -450,16 +468,35 @@ def _reject_unknown(fields: Mapping[str, Any], struct: type[msgspec.Struct], pre
             _reject_unknown(value, nested, f"{key}.")
 
 
+def check_role_name(role: str) -> None:
+    """Refuse a near miss of a catalog role (``guoxiaoyuan``): "did you mean …?".
+
+    Unknown names pass: a trained avatar's conf_name is a valid role that only
+    the service knows (doc 001 §二).
+    """
+    close = near_miss_role(role)
+    if close is not None:
+        _fail(
+            "role",
+            role,
+            f"is not a catalog role; did you mean {close!r}? (doc 001 §2.1.1 lists exact "
+            "names; pass strict_role=False if this is your own avatar's id)",
+        )
+
+
 def make_config(
     role: str | None = None,
     *,
     config: SessionConfig | Mapping[str, Any] | None = None,
+    strict_role: bool = True,
     **fields: Any,
 ) -> SessionConfig:
     """Build and check a config from keyword fields (nested parts as dicts or Structs).
 
     Fields given here replace the same top-level fields of ``config`` whole;
-    nested parts are not merged key by key.
+    nested parts are not merged key by key.  ``strict_role`` (default True)
+    refuses near misses of catalog roles (:func:`check_role_name`); unknown
+    role names are always accepted.
     """
     merged: dict[str, Any]
     if config is None:
@@ -484,7 +521,10 @@ def make_config(
         raise _from_msgspec(error, merged) from None
     except (RecursionError, UnicodeEncodeError) as error:  # deeper than the checks above
         raise ValidationError("config", None, f"cannot be read: {decode_failure(error)}") from None
-    return cfg.checked()
+    checked = cfg.checked()
+    if strict_role:
+        check_role_name(checked.role)
+    return checked
 
 
 _ENCODE_ERRORS: Final = (TypeError, ValueError, OverflowError, RecursionError)

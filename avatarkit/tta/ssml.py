@@ -39,6 +39,12 @@ Decisions where the doc is silent or ambiguous:
 * Dimension: given, or inferred from the role (COCO -> 3D, GuoXiaoyuan and
   XiaoHuan -> 2D); unknown -> dimension-specific checks are skipped.  A role's
   action catalog applies only to the three documented roles.
+* Skipped action checks are said plainly (issue 9): for any other role (a
+  trained avatar, whose action library doc 001 cannot list) ``<action type>``
+  cannot be checked.  :func:`validate` returns an :class:`SsmlCheck` whose
+  ``unchecked_actions`` lists those types, and logs a WARNING on the
+  ``avatarkit.tta`` logger naming the role; pass an :class:`ActionCheckNotice`
+  to say it once per stream instead of on every call.
 """
 
 from __future__ import annotations
@@ -47,10 +53,12 @@ import math
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Final, Literal, NoReturn, Self
 from urllib.parse import urlsplit
 from xml.parsers import expat
 
+from avatarkit._redact import protected_logger
 from avatarkit._schema_errors import printable, reportable
 from avatarkit.errors import ValidationError
 from avatarkit.tta.catalogs import ACTIONS, CAMERA_MODE, CAMERA_SCENES, FONTS
@@ -63,8 +71,10 @@ __all__ = [
     "FONTS",
     "PASS_THROUGH_TAGS",
     "SUBTITLE_STYLE_FIELDS",
+    "ActionCheckNotice",
     "Dimension",
     "Speak",
+    "SsmlCheck",
     "check_subtitle_style",
     "escape",
     "escape_attr",
@@ -74,6 +84,8 @@ __all__ = [
 ]
 
 Dimension = Literal["2d", "3d"]
+
+log = protected_logger("avatarkit.tta")
 
 #: Pronunciation tags of doc 001 §2.1.4, passed through untouched.
 PASS_THROUGH_TAGS: Final = frozenset({"py", "break", "speed", "volume", "pitch"})
@@ -428,6 +440,56 @@ def _is_url(value: str) -> bool:
         return False
 
 
+@dataclass(frozen=True, slots=True)
+class SsmlCheck:
+    """What :func:`validate` checked.
+
+    ``unchecked_actions``: the ``<action type>`` values that could not be
+    checked because ``role`` has no documented action library (a trained
+    avatar); empty when every action was checked.
+    """
+
+    role: str | None
+    unchecked_actions: tuple[str, ...] = ()
+
+    @property
+    def actions_checked(self) -> bool:
+        return not self.unchecked_actions
+
+
+class ActionCheckNotice:
+    """Says once (a WARNING per role) that a role's actions were not checked.
+
+    A stream keeps one, so that a long session warns once, not on every say().
+    """
+
+    __slots__ = ("_warned",)
+
+    def __init__(self) -> None:
+        self._warned: set[str] = set()
+
+    def note(self, check: SsmlCheck) -> None:
+        """Log the WARNING for ``check`` unless already said for its role."""
+        if check.actions_checked or check.role in self._warned:
+            return
+        if check.role is not None:
+            self._warned.add(check.role)
+        _warn_unchecked(check)
+
+
+def _warn_unchecked(check: SsmlCheck) -> None:
+    shown = ", ".join(repr(_clip(kind)) for kind in check.unchecked_actions[:5])
+    more = ", …" if len(check.unchecked_actions) > 5 else ""
+    log.warning(
+        "SSML action check skipped for role %r: its action library is not in doc 001 "
+        "(not GuoXiaoyuan, XiaoHuan or COCO), so <action type> %s%s were not checked; "
+        "the service decides",
+        _clip(check.role or "", 40),
+        shown,
+        more,
+    )
+
+
 class _Checker:
     """One walk over a parsed document; raises at the first offending tag."""
 
@@ -437,6 +499,7 @@ class _Checker:
         self.dimension = dimension
         self.role = role
         self.catalog = ACTIONS.get(role) if role is not None else None
+        self.unchecked: list[str] = []  # action types no catalog could check
         self.unmatched = unmatched  # openings that no later closing matches
         self.open_tracks: dict[str, int] = {}  # track_id -> level
         self.shown: dict[int, str] = {}  # image level -> what shows on it
@@ -555,7 +618,10 @@ class _Checker:
         else:
             if "time" in el.attrib:
                 _fail(el, "time is only for LISTENING actions")
-            if self.catalog is not None and kind not in self.catalog:
+            if self.catalog is None:
+                if self.role is not None and kind not in self.unchecked:
+                    self.unchecked.append(kind)
+            elif kind not in self.catalog:
                 _fail(el, f"action type {_clip(kind)!r} is not in {self.role}'s action library")
         silence = el.get("is_silence")
         if silence is not None:
@@ -722,18 +788,32 @@ def _resolve_dimension(role: str | None, dimension: object) -> Dimension | None:
 
 
 def validate(
-    ssml_text: str, *, role: str | None = None, dimension: Dimension | None = None
-) -> None:
+    ssml_text: str,
+    *,
+    role: str | None = None,
+    dimension: Dimension | None = None,
+    notice: ActionCheckNotice | None = None,
+) -> SsmlCheck:
     """Check SSML (or plain text) against doc 001 §2.1; raise ValidationError on the first fault.
 
     ``role`` selects the action catalog (GuoXiaoyuan, XiaoHuan, COCO) and, with
-    ``dimension`` unset, the dimension; unknown roles skip those checks.
+    ``dimension`` unset, the dimension.  For any other role the action types
+    cannot be checked: the result's ``unchecked_actions`` lists them and a
+    WARNING says so (once per role per ``notice``; on every call without one).
     """
     if not isinstance(ssml_text, str):
         raise ValidationError(_FIELD, type(ssml_text).__name__, "must be a string")
     resolved = _resolve_dimension(role, dimension)
     root = _parse(ssml_text)
-    _Checker(resolved, role, _unmatched_openings(root)).walk(root)
+    checker = _Checker(resolved, role, _unmatched_openings(root))
+    checker.walk(root)
+    check = SsmlCheck(role, tuple(checker.unchecked))
+    if not check.actions_checked:
+        if notice is not None:
+            notice.note(check)
+        else:
+            _warn_unchecked(check)
+    return check
 
 
 # --- subtitle styling (doc 001 §2.2.4.1) ------------------------------------------------

@@ -114,6 +114,7 @@ class TtaStream:
         self._tracker = UtteranceTracker()
         self._send_lock = anyio.Lock()
         self._taps = Taps()
+        self._action_notice = ssml.ActionCheckNotice()  # "actions not checked": once per stream
 
     def _new_queue(self) -> EventQueue[ev.Event]:
         return EventQueue(self.limits.queue_size, max_bytes=self.limits.buffer_bytes)
@@ -295,7 +296,9 @@ class TtaStream:
         else:
             raise ValidationError("text", text, "must be a string or an ssml.Speak")
         if "<" in body:
-            ssml.validate(body, role=self.config.role, dimension=self._dimension)
+            ssml.validate(
+                body, role=self.config.role, dimension=self._dimension, notice=self._action_notice
+            )
         if subtitle_style is not None:
             return Utterance(self, frames.encode_styled_chat(body, ssml.subtitle(subtitle_style)))
         return Utterance(self, frames.encode_chat(body))

@@ -1,15 +1,27 @@
-"""The emulator's TTA WebSocket service (SPEC §2).
+"""The emulator's TTA WebSocket service (doc 001, SPEC §2): routes, auth and the session.
 
-One :class:`TtaSession` per connection: a receive loop handles control
-frames while a producer task speaks queued utterances, rendering real PCM
-and H.264 through :mod:`avatarkit.emulator.media`.
+One :class:`TtaSession` per connection: a receive loop handles control frames while a
+producer task speaks queued utterances, rendering real PCM and H.264 through
+:mod:`avatarkit.emulator.media`.  The rules it applies are its own reading of doc 001
+(:mod:`.models` for the open config, :mod:`.ssml` for chats, :mod:`.audio` for audio
+drive); from the SDK it shares only the wire: the frame codec
+(:mod:`avatarkit.tta.frames`).
+
+Readings of doc 001 made here:
+
+* A role is accepted at open if :func:`~avatarkit.emulator.tta.models.role_problem`
+  passes, where "trained" means a digime whose training on this emulator succeeded
+  (doc 000 state 2); otherwise MSG 1001, type 0 (§2.2.1.1 参数无效, §2.2.1.2 type 0),
+  naming the role.
+* Streamed audio (``|CTL|08|``) is "16k单声道pcm", "不支持单次送入低于1s长度的音频数据"
+  (§2.1): a frame shorter than 32,000 bytes is refused, except the ``|CTL|09|`` tail.
+* Interrupt (``|CTL|03|``) "当前只有文本驱动下生效" (§2.1): refused in audio mode.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,23 +32,21 @@ from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from avatarkit._redact import protected_logger
-from avatarkit.emulator import media, sami
+from avatarkit.emulator import media
+from avatarkit.emulator.rtmp import RtmpPublisher
 from avatarkit.emulator.state import EmulatorState
-from avatarkit.errors import ProtocolError, ValidationError
-from avatarkit.tta import frames, ssml
-from avatarkit.tta.audio import PcmConverter
-from avatarkit.tta.config import (
-    KNOWN_ROLES_2D,
-    KNOWN_ROLES_3D,
-    SessionConfig,
-    decode_config,
-)
+from avatarkit.emulator.tta import audio
+from avatarkit.emulator.tta.errors import ChatRejected, Dropped, InvalidParameter
+from avatarkit.emulator.tta.models import Dimension, OpenConfig, read_config, role_problem
+from avatarkit.emulator.tta.ssml import Span, parse_chat_ssml, visual_spans
+from avatarkit.errors import ProtocolError
+from avatarkit.tta import frames
 
-__all__ = ["tta_endpoint"]
+__all__ = ["TtaSession", "tta_endpoint"]
 
 log = protected_logger("avatarkit.emulator.tta")
 
-# The protocol's numbers, defined once with the wire format (doc 001 §3.2).
+# The protocol's numbers, defined once with the wire format (doc 001 §2.2.1).
 OK, INVALID, BUSY, INTERNAL = (
     frames.MsgCode.OK,
     frames.MsgCode.INVALID_PARAMETER,
@@ -45,16 +55,14 @@ OK, INVALID, BUSY, INTERNAL = (
 )
 T_OPEN, T_CLOSE, T_CHAT, T_INTERRUPT, T_PRODUCTION = frames.MsgType
 RENDER_BATCH = 10  # frames rendered per worker-thread call: 400 ms of video
-
-
-_Span = tuple[int, int, int, int, int, int]  # start_ms, end_ms, left, top, width, height
+_TRAINED = 2  # doc 000: digime_training_info state 2 = training succeeded
 
 
 @dataclass
 class _Speak:
     text: str  # what to say, or (audio mode) the subtitle text
     pcm: bytes | None = None  # audio mode: 16 kHz mono s16le to play
-    overlays: list[_Span] | None = None  # SSML images and videos, in ms of this utterance
+    overlays: list[Span] | None = None  # SSML images and videos, in ms of this utterance
 
 
 @dataclass
@@ -67,14 +75,10 @@ class _Finish:
     pass
 
 
-class _Dropped(Exception):
-    """Fault injection: the connection is to fail now."""
-
-
-class _ChatRejected(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+def is_trained(state: EmulatorState, role: str) -> bool:
+    """Whether ``role`` is a digime whose training on this emulator succeeded."""
+    record = state.digime.trainings.get(role)
+    return record is not None and int(record.state) == _TRAINED
 
 
 async def tta_endpoint(websocket: WebSocket) -> None:
@@ -95,7 +99,7 @@ async def tta_endpoint(websocket: WebSocket) -> None:
     await websocket.accept()
     state.stats.tta_connections += 1
     try:
-        await TtaSession(websocket, state, dimension).run()
+        await TtaSession(websocket, state, "3d" if dimension == "3d" else "2d").run()
     finally:
         state.stats.tta_connections -= 1
 
@@ -109,13 +113,14 @@ async def _deny(websocket: WebSocket, status: int, message: str) -> None:
 
 
 class TtaSession:
-    def __init__(self, websocket: WebSocket, state: EmulatorState, dimension: str) -> None:
+    def __init__(self, websocket: WebSocket, state: EmulatorState, dimension: Dimension) -> None:
         self.ws = websocket
         self.state = state
         self.opts = state.options
         self.dimension = dimension
-        self.config: SessionConfig | None = None
+        self.config: OpenConfig | None = None
         self.media: media.MediaSession | None = None
+        self.live: RtmpPublisher | None = None  # the rtmp scenario's push (doc 001 §四)
         self.frames_sent = 0
         self.subtitles: list[dict[str, Any]] = []
         self.interrupted = anyio.Event()
@@ -161,31 +166,38 @@ class TtaSession:
             await self.ws.close(code=1000)
             return
         self.config = config
-        width, height = config.resolution
-        gop = (
-            config.video.I_frame_interval if config.video and config.video.I_frame_interval else 250
-        )
         self.media = media.MediaSession(
-            width,
-            height,
-            gop=gop,
+            config.width,
+            config.height,
+            gop=config.gop,
             container=config.codec,
             cheap=self.opts.media == "cheap",
             frame_bytes=self.opts.frame_bytes,
         )
+        if config.rtmp is not None:  # rtc has no offline equivalent: accepted, nothing pushed
+            addr, _live_id = config.rtmp
+            self.live = RtmpPublisher(
+                addr,
+                width=self.media.width,
+                height=self.media.height,
+                fps=media.FPS,
+                sample_rate=media.SAMPLE_RATE,
+            )
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self.produce)
                 await self.receive_loop()
-        except* _Dropped:
+        except* Dropped:
             with contextlib.suppress(Exception):
                 await self.ws.close(code=1011, reason="injected failure")
         except* (WebSocketDisconnect, OSError):
             pass  # the client went away
         finally:
             self.media.close()
+            if self.live is not None:
+                self.live.close()  # does not block: what is queued is still pushed
 
-    async def open(self, first: str | bytes) -> SessionConfig | None:
+    async def open(self, first: str | bytes) -> OpenConfig | None:
         try:
             frame = frames.decode_client(first)
         except ProtocolError as exc:
@@ -200,23 +212,22 @@ class TtaSession:
             await self.status(BUSY, "server busy, retry later", T_OPEN)
             return None
         try:
-            config = decode_config(frame.config)
-            self.check_role(config)
-        except ValidationError as exc:
+            config = read_config(frame.config)
+            self.check_open(config)
+        except InvalidParameter as exc:
             self.state.stats.tta_rejected_opens += 1
-            await self.status(INVALID, f"invalid parameter: {exc}", T_OPEN)
+            await self.status(INVALID, f"invalid parameter: {exc.message}", T_OPEN)
             return None
         self.state.stats.tta_sessions_opened += 1
         await self.status(OK, "session opened", T_OPEN)
         return config
 
-    def check_role(self, config: SessionConfig) -> None:
-        if self.dimension == "2d" and config.role in KNOWN_ROLES_3D:
-            raise ValidationError("role", config.role, "is a 3D role: use the /3d endpoint")
-        if self.dimension == "3d" and config.role in KNOWN_ROLES_2D:
-            raise ValidationError("role", config.role, "is a 2D role: use the /2d endpoint")
+    def check_open(self, config: OpenConfig) -> None:
+        problem = role_problem(config.role, self.dimension, is_trained(self.state, config.role))
+        if problem is not None:
+            raise InvalidParameter("role", config.role, problem)
         if config.appid is not None and config.appid != self.opts.appid:
-            raise ValidationError("appid", config.appid, "must match the appid of the URL")
+            raise InvalidParameter("appid", config.appid, "must match the appid of the URL")
 
     # -- receive loop ------------------------------------------------------
 
@@ -260,8 +271,9 @@ class TtaSession:
         try:
             speak = self.parse_chat(text, audio_mode)
             if speak is not None and audio_mode:
-                speak = await _audio_chat(speak.text)
-        except _ChatRejected as exc:
+                chat = await audio.read_audio_chat(speak.text)
+                speak = _Speak(chat.subtitle, chat.pcm)
+        except ChatRejected as exc:
             await self.status(INVALID, exc.message, T_CHAT)
             return
         if speak is None:
@@ -272,33 +284,38 @@ class TtaSession:
     def parse_chat(self, text: str, audio_mode: bool) -> _Speak | None:
         body = text.strip()
         if not body:
-            raise _ChatRejected("empty chat")
+            raise ChatRejected("empty chat")
         if body.startswith("{"):
             try:
                 obj = msgspec.json.decode(body)
             except msgspec.DecodeError as exc:
-                raise _ChatRejected(f"bad chat JSON: {exc}") from None
+                raise ChatRejected(f"bad chat JSON: {exc}") from None
             if not isinstance(obj, dict):
-                raise _ChatRejected("chat JSON must be an object")
+                raise ChatRejected("chat JSON must be an object")
             if "bitrate" in obj:
                 kbps = obj["bitrate"]
                 if isinstance(kbps, bool) or not isinstance(kbps, int) or not 400 <= kbps <= 5000:
-                    raise _ChatRejected(f"bitrate={kbps!r}: must be an integer from 400 to 5000")
+                    raise ChatRejected(f"bitrate={kbps!r}: must be an integer from 400 to 5000")
                 return None
             inner = obj.get("text")
             if not isinstance(inner, str):
-                raise _ChatRejected("chat JSON needs 'bitrate' or a string 'text'")
+                raise ChatRejected("chat JSON needs 'bitrate' or a string 'text'")
             if "subtitle" in obj and not isinstance(obj["subtitle"], dict):
-                raise _ChatRejected("subtitle must be an object")
+                raise ChatRejected("subtitle must be an object")
             body = inner.strip()
         if audio_mode:
             return _Speak(body)  # an <audio/> chat: fetched and decoded by on_chat
+        overlays, silence_ms = None, 0
         if "<" in body:
-            _check_ssml(body, self)
+            assert self.config is not None
+            chat = parse_chat_ssml(body, self.config.role, self.dimension)
+            overlays, silence_ms = visual_spans(chat.root), chat.silence_ms
         plain = media.plain_text(body)
         if not plain:
-            raise _ChatRejected("nothing to speak")
-        return _Speak(plain, overlays=_visual_spans(body) if "<" in body else None)
+            if silence_ms:  # only silent actions: play them (doc 001 §2.1.2)
+                return _Speak("", pcm=bytes(silence_ms * 32), overlays=overlays)
+            raise ChatRejected("nothing to speak")
+        return _Speak(plain, overlays=overlays)
 
     # -- producer ----------------------------------------------------------
 
@@ -364,7 +381,7 @@ class TtaSession:
     async def play(self, pcm: bytes, sentences: list[tuple[str, int, int]], base_ms: int) -> int:
         """Render ``pcm`` and send its audio, video and subtitle frames; returns ms played."""
         assert self.media is not None and self.config is not None
-        subtitles_on = bool(sentences and self.config.video and self.config.video.subtitle_control)
+        subtitles_on = bool(sentences and self.config.subtitle_control)
         n_frames = math.ceil(len(pcm) / media.AUDIO_BYTES_PER_FRAME)
         audio_chunk = (
             max(1, self.opts.audio_chunk_ms // media.FRAME_MS) * media.AUDIO_BYTES_PER_FRAME
@@ -382,6 +399,8 @@ class TtaSession:
                 units = self.media.render(piece)
             else:
                 units = await anyio.to_thread.run_sync(self.media.render, piece)
+            if self.live is not None:
+                self.live.feed(units, piece)
             for offset, unit in enumerate(units):
                 index = batch_start + offset
                 now_ms = index * media.FRAME_MS
@@ -421,12 +440,12 @@ class TtaSession:
         self.state.stats.tta_frames_sent += 1
         limit = self.opts.drop_after_frames
         if limit is not None and self.frames_sent >= limit:
-            raise _Dropped
+            raise Dropped
 
     async def finish(self) -> None:
         assert self.media is not None and self.config is not None
         config = self.config
-        if config.video and config.video.subtitle_control:
+        if config.subtitle_control:
             await self.event("all_subtitles", {"subtitles": self.subtitles})
         if config.codec:
             if self.media.duration_ms == 0:
@@ -438,7 +457,7 @@ class TtaSession:
         await self.status(OK, "session closed", T_CLOSE)
         await self.ws.close(code=1000)
 
-    async def deliver(self, config: SessionConfig) -> None:
+    async def deliver(self, config: OpenConfig) -> None:
         assert self.media is not None and config.codec is not None
         if self.opts.production_factor > 0:
             await anyio.sleep(self.media.duration_ms / 1000 * self.opts.production_factor)
@@ -457,65 +476,13 @@ class TtaSession:
         await self.status(OK, "video produced", T_PRODUCTION)
 
 
-VIDEO_OVERLAY_MS = 2000  # a <video/> tag's clip: the emulator shows its box this long
-
-
-def _visual_spans(body: str) -> list[_Span]:
-    """When each SSML image/video shows: from where its tag falls in the speech timing."""
-    root = ET.fromstring(body if body.startswith("<speak") else f"<speak>{body}</speak>")
-    spans: list[_Span] = []
-    said: list[str] = []
-    tracks: dict[str, tuple[int, tuple[int, int, int, int]]] = {}
-
-    def now() -> int:
-        return media.speech_duration_ms(media.plain_text("".join(said)))
-
-    def box(el: ET.Element) -> tuple[int, int, int, int] | None:
-        try:
-            return (
-                int(el.get("left", "")),
-                int(el.get("top", "")),
-                int(el.get("width", "")),
-                int(el.get("height", "")),
-            )
-        except ValueError:
-            return None
-
-    def walk(el: ET.Element) -> None:
-        if el.text:
-            said.append(el.text)
-        for child in el:
-            mode = child.get("mode", "default")
-            geometry = box(child)
-            if child.tag == "image" and mode == "opening" and geometry:
-                tracks[child.get("track_id", "")] = (now(), geometry)
-            elif child.tag == "image" and mode == "closing":
-                opened = tracks.pop(child.get("track_id", ""), None)
-                if opened is not None:
-                    spans.append((opened[0], now(), *opened[1]))
-            elif child.tag == "image" and geometry:
-                start = now()
-                walk(child)
-                spans.append((start, now(), *geometry))
-            elif child.tag == "video" and geometry:
-                start = now()
-                spans.append((start, start + VIDEO_OVERLAY_MS, *geometry))
-            else:
-                walk(child)
-            if child.tail:
-                said.append(child.tail)
-
-    walk(root)
-    return spans
-
-
 def _audio_problem(pcm: bytes, last: bool, audio_mode: bool) -> str | None:
     """Why a ``|CTL|08|``/``|CTL|09|`` frame is refused, if it is (doc 001 §2.1)."""
     if not audio_mode:
         return "streaming audio needs input_mode=audio"
     if len(pcm) % 2:
         return f"|CTL|08| payload of {len(pcm)} bytes: 16-bit PCM needs an even length"
-    if not last and len(pcm) < frames.MIN_AUDIO_FRAME_BYTES:
+    if not last and len(pcm) < _SECOND_BYTES:
         return (
             f"|CTL|08| frame of {len(pcm)} bytes: at least 1 s (32000 bytes of 16 kHz mono "
             "s16le) per frame; only the |CTL|09| tail may be shorter"
@@ -523,41 +490,4 @@ def _audio_problem(pcm: bytes, last: bool, audio_mode: bool) -> str | None:
     return None
 
 
-async def _audio_chat(body: str) -> _Speak:
-    """An audio-mode chat: ``<audio url= format= [sample_rate=] [ac=]/>``, optionally in
-    ``<speak>`` with a ``<subtitle text=…/>``; the audio is fetched (loopback only)."""
-    _check_ssml(body)
-    root = ET.fromstring(body if body.startswith("<speak") else f"<speak>{body}</speak>")
-    audio = root.find("audio")
-    if audio is None:
-        raise _ChatRejected("an audio-mode chat needs an <audio url=… format=…/> tag")
-    url, fmt = audio.get("url"), audio.get("format")
-    if not url or not fmt:
-        raise _ChatRejected("<audio> needs url and format")
-    subtitle = root.find("subtitle")
-    text = subtitle.get("text", "") if subtitle is not None else ""
-    try:
-        rate = int(audio.get("sample_rate", "16000"))
-        channels = int(audio.get("ac", "1"))
-        data = await sami.fetch_loopback(url)
-        if fmt == "pcm":  # raw: the tag says how it is laid out
-            pcm, rate = data[: len(data) // 2 * 2], rate
-        else:
-            decoded = await anyio.to_thread.run_sync(sami.decode_audio, data)
-            pcm, rate, channels = decoded.data, decoded.rate, decoded.channels
-        converted = PcmConverter(rate, channels).feed(pcm)
-    except (ValueError, sami.AudioFailure) as exc:
-        raise _ChatRejected(f"<audio url=…>: {exc}") from None
-    if not converted:
-        raise _ChatRejected("<audio url=…>: no audio samples")
-    return _Speak(text, converted)
-
-
-def _check_ssml(body: str, session: TtaSession | None = None) -> None:
-    """The same SSML rules the SDK checks (avatarkit.tta.ssml): one place for each rule."""
-    role = session.config.role if session is not None and session.config else None
-    dimension = session.dimension if session is not None else None
-    try:
-        ssml.validate(body, role=role, dimension=dimension)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        raise _ChatRejected(f"invalid SSML: {exc}") from None
+_SECOND_BYTES = 32_000  # doc 001 §2.1: 1 s of 16 kHz mono s16le, the least per |CTL|08| frame
