@@ -1,4 +1,9 @@
-"""The emulator's MetaStudio service, over real loopback HTTP, with hand-built requests."""
+"""The emulator's MetaStudio service, over real loopback HTTP, with hand-built requests.
+
+Requests are signed with the SDK's signer here; the emulator checks them with
+its own (``avatarkit.emulator.metastudio.signing``), which is also tested
+against Huawei's reference signer (huaweicloudsdkcore) below.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,6 +27,9 @@ from avatarkit.emulator.metastudio import PIPELINE, JobRecord
 from avatarkit.errors import ValidationError
 from avatarkit.metastudio.signer import sign
 from avatarkit.metastudio.wire import CommandResult, CreateJobResponse, Job, JobList, JobState
+from tests.training_video import short_video, small_video, training_video
+
+__all__ = ["short_video", "small_video", "training_video"]  # fixtures, used by name
 
 pytestmark = pytest.mark.anyio
 
@@ -305,7 +314,8 @@ BODY_RULES: list[tuple[Any, list[str]]] = [
     ({"name": "a", "voice_properties": {"sex": "X"}}, ["voice_properties.sex='X'"]),
     ({"name": "a", "tags": ["ok", 3]}, ["tags[1]=3"]),
     ({"name": "a", "supported_service": []}, ["supported_service"]),
-    ({"name": "a", "is_only_human_model": True}, ["is_only_human_model", "is_flexus"]),
+    ({"name": "a", "is_flexus": True, "supported_service": ["LIVE_2D"]}, ["VIDEO_2D only"]),
+    ({"name": "a", "comment": 1, "is_flexus": "yes"}, ["is_flexus='yes'", "Expected `bool"]),
     ({"name": "a", "command_message": "DANCE"}, ["command_message='DANCE'"]),
     ([1, 2], ["body", "object"]),
     (b"{not json", ["not JSON"]),
@@ -349,9 +359,9 @@ async def test_multipart_upload_confirm_and_assemble() -> None:
         result = await api.command(job_id, "GET_MULTIPART_UPLOADED")
         assert result.ok
         assert [(p.part_number, p.etag) for p in result.multipart_data] == [
-            (1, etag_of(chunks[0])),
-            (3, etag_of(chunks[2])),
-            (4, etag_of(chunks[3])),
+            ("1", etag_of(chunks[0])),  # a string, as in the official MultipartUploadInfo
+            ("3", etag_of(chunks[2])),
+            ("4", etag_of(chunks[3])),
         ]
         result = await api.command(job_id, "CONFIRM_MULTIPART_UPLOADED")
         assert result.commond_result == "EXCUTE_FAILED" and "2" in str(result.excute_failed_msg)
@@ -360,7 +370,7 @@ async def test_multipart_upload_confirm_and_assemble() -> None:
 
         assert (await api.put(urls[1], chunks[1])).status_code == 200
         result = await api.command(job_id, "CONFIRM_MULTIPART_UPLOADED")
-        assert result.ok and [p.part_number for p in result.multipart_data] == [1, 2, 3, 4]
+        assert result.ok and [p.number for p in result.multipart_data] == [1, 2, 3, 4]
         record = api.job(job_id)
         assert record.video_path is not None and record.video_path.read_bytes() == data
         assert api.emu.stats.metastudio_parts_uploaded == 4
@@ -485,7 +495,7 @@ async def test_injected_drop_stores_or_not_and_resend_works() -> None:
         # The client lost every answer: it asks what arrived before resending.
         api.emu.options.failure_rate = 0.0
         result = await api.command(created.job_id, "GET_MULTIPART_UPLOADED")
-        arrived = {p.part_number for p in result.multipart_data}
+        arrived = {p.number for p in result.multipart_data}
         assert arrived == {k + 1 for k in range(n) if stored[k]}
         for k in range(n):
             response = await api.put(urls[k], chunks[k])
@@ -501,8 +511,8 @@ async def test_injected_drop_stores_or_not_and_resend_works() -> None:
 # -- job life -----------------------------------------------------------------------
 
 
-async def test_submit_runs_to_job_success() -> None:
-    data = data_of(20_000, seed=4)
+async def test_submit_runs_to_job_success(training_video: Path) -> None:
+    data = await anyio.Path(training_video).read_bytes()
     async with metastudio() as api:
         created = await api.create(video_multipart_count=2, name="happy")
         await api.upload_video(created.training_video_upload_url, data)
@@ -517,6 +527,10 @@ async def test_submit_runs_to_job_success() -> None:
 
         job = await api.show(created.job_id)
         assert job.state == "JOB_SUCCESS" and job.succeeded
+        assert job.model_resolution == "1080P" and job.review_failure is None
+        logs = [log.log_type for log in job.operation_logs or ()]
+        assert logs[:3] == ["USER_CREATE_JOD", "USER_VERIFYING_SUBMITTED", "SYSTEM_VERIFY_SUCCESS"]
+        assert logs[-1] == "SYSTEM_JOB_SUCCESS"
         assert job.asset_id is not None and HEX32.fullmatch(job.asset_id)
         assert job.last_update_time is not None and job.create_time is not None
         assert job.last_update_time >= job.create_time
@@ -535,10 +549,10 @@ async def test_submit_runs_to_job_success() -> None:
         assert not list(record.directory.glob("trainingVideo*"))
 
 
-async def test_failed_review_then_update_and_retry() -> None:
-    data = data_of(5000, seed=5)
+async def test_failed_review_then_update_and_retry(training_video: Path) -> None:
+    data = await anyio.Path(training_video).read_bytes()
     async with metastudio(metastudio_fail_names=("doomed",)) as api:
-        created = await api.create(name="doomed")
+        created = await api.create(name="doomed", contact="13800000000")
         job_id = created.job_id
         await api.upload_video(created.training_video_upload_url, data)
         assert (await api.command(job_id, "CONFIRM_MULTIPART_UPLOADED")).ok
@@ -548,6 +562,8 @@ async def test_failed_review_then_update_and_retry() -> None:
         assert (await api.show(job_id)).failed
         assert not record.reached(JobState.MANUAL_VERIFYING).is_set()
 
+        job = await api.show(job_id)
+        assert "metastudio_fail_names" in str(job.review_failure)
         response = await api.call("PUT", f"/jobs/{job_id}", {"name": 7})
         fails(response, 400, "MSS.00000003", "name=7")
         response = await api.call("PUT", f"/jobs/{job_id}", {"name": "fixed", "batch_name": "b2"})
@@ -556,6 +572,7 @@ async def test_failed_review_then_update_and_retry() -> None:
         assert updated.training_video_upload_url != created.training_video_upload_url
         job = await api.show(job_id)
         assert (job.state, job.name, job.batch_name) == ("WAIT_FILE_UPLOAD", "fixed", "b2")
+        assert job.contact == "13800000000"  # not in the update: kept
         assert record.video_path is None and record.video_parts == {}
         old = created.training_video_upload_url[0]
         fails(await api.put(old, data), 403, "MSS.00000008")  # revoked by the update
@@ -588,7 +605,7 @@ async def test_action_video_and_command_errors() -> None:
         data = data_of(3000, seed=6)
         await api.upload_video(created.action_video_upload_url, data)
         result = await api.command(created.job_id, "GET_ACTION_VIDEO_MULTIPART_UPLOADED")
-        assert [p.part_number for p in result.multipart_data] == [1, 2]
+        assert [p.number for p in result.multipart_data] == [1, 2]
         assert (await api.command(created.job_id, "CONFIRM_ACTION_VIDEO_MULTIPART_UPLOADED")).ok
         action = api.job(created.job_id).action_video_path
         assert action is not None and action.read_bytes() == data
@@ -605,9 +622,14 @@ async def test_list_filters_show_and_delete() -> None:
             ids.append(created.job_id)
 
         listed = await api.list_jobs()
-        assert listed.count == 5 and [j.job_id for j in listed.jobs] == ids[::-1]  # newest first
-        listed = await api.list_jobs(sort_dir="asc", offset=1, limit=2)
-        assert listed.count == 5 and [j.job_id for j in listed.jobs] == ids[1:3]
+        assert listed.count == 5 and [j.job_id for j in listed.jobs] == ids  # "默认asc升序"
+        listed = await api.list_jobs(sort_dir="desc", offset=1, limit=2)
+        assert listed.count == 5 and [j.job_id for j in listed.jobs] == ids[::-1][1:3]
+        assert (await api.list_jobs(sort_key="asset_order")).count == 5
+        assert (await api.list_jobs(is_flexus="false")).count == 5
+        assert (await api.list_jobs(is_flexus="true")).count == 0
+        assert (await api.list_jobs(create_since="2000-01-01T00:00:00Z")).count == 5
+        assert (await api.list_jobs(create_until="2000-01-01T00:00:00Z")).count == 0
         assert (await api.list_jobs(batch_name="even")).count == 3
         assert [j.name for j in (await api.list_jobs(name="tar-3")).jobs] == ["avatar-3"]
         assert [j.job_id for j in (await api.list_jobs(tag="t4")).jobs] == [ids[4]]
@@ -620,6 +642,8 @@ async def test_list_filters_show_and_delete() -> None:
             ({"offset": -1}, "offset='-1'"),
             ({"limit": "x"}, "limit='x'"),
             ({"sort_dir": "up"}, "sort_dir='up'"),
+            ({"is_flexus": "yes"}, "is_flexus='yes'"),
+            ({"create_since": "yesterday"}, "create_since='yesterday'"),
             ({"state": ","}, "state"),
         ]
         for bad, word in bad_params:
@@ -663,3 +687,216 @@ async def test_deleted_job_urls_are_refused_and_shutdown_cancels_timers() -> Non
 def test_bad_options_are_refused(bad: dict[str, Any]) -> None:
     with pytest.raises(ValidationError, match=next(iter(bad))):
         Emulator(**bad)
+
+
+# -- review probes the video (doc 003 table 6) ------------------------------------------
+
+
+async def submit(api: Api, data: bytes, **fields: Any) -> JobRecord:
+    created = await api.create(**fields)
+    await api.upload_video(created.training_video_upload_url, data)
+    assert (await api.command(created.job_id, "CONFIRM_MULTIPART_UPLOADED")).ok
+    assert (await api.command(created.job_id, "SUBMITVERIFYING")).ok
+    return api.job(created.job_id)
+
+
+@pytest.mark.parametrize(
+    ("fixture", "words", "code"),
+    [
+        ("small_video", ["1280x720", "1080p", "4K"], "44005901"),
+        ("short_video", ["lasts 6.0 s", "3 to 10 minutes"], None),
+        ("random", ["cannot be read as a video", "MP4"], None),
+    ],
+)
+async def test_review_refuses_media_outside_the_limits(
+    request: pytest.FixtureRequest, fixture: str, words: list[str], code: str | None
+) -> None:
+    data = (
+        data_of(64 * 1024)
+        if fixture == "random"
+        else await anyio.Path(request.getfixturevalue(fixture)).read_bytes()
+    )
+    async with metastudio() as api:
+        record = await submit(api, data)
+        assert await wait_for(record, JobState.AUTO_VERIFY_FAILED, JobState.JOB_SUCCESS) == (
+            JobState.AUTO_VERIFY_FAILED
+        )
+        job = await api.show(record.job_id)
+        assert job.failed and job.review_failure is not None
+        for word in words:
+            assert word in job.review_failure
+        failure = [
+            log for log in job.operation_logs or () if log.log_type == "SYSTEM_VERIFY_FAILED"
+        ]
+        assert failure[0].error_code == code and failure[0].operate_user == "SYSTEM"
+        assert not record.reached(JobState.MANUAL_VERIFYING).is_set()
+
+
+async def test_a_quicktime_file_is_not_an_mp4(tmp_path: Path) -> None:
+
+    from avatarkit.emulator.media import still_clip
+
+    path = tmp_path / "talk.mov"
+    still_clip(path, 3, container="mov")  # the same demuxer as mp4
+    async with metastudio() as api:
+        record = await submit(api, await anyio.Path(path).read_bytes())
+        await wait_for(record, JobState.AUTO_VERIFY_FAILED)
+        assert "not an MP4" in str((await api.show(record.job_id)).review_failure)
+
+
+# -- the official SDK's readings (SPEC §6) --------------------------------------------------
+
+
+async def test_sdk_enums_empty_strings_and_optional_fields() -> None:
+    async with metastudio() as api:
+        created = await api.create(
+            name="sdk-enums",
+            contact="",  # "" = not given (SPEC §6)
+            command_message="",
+            model_version="V3.3",  # the SDK's model; doc 003 lists V3.2 only
+            supported_service=["VIDEO_2D", "CHAT_2D"],  # SupportedServiceEnum
+            is_only_human_model=True,  # "仅Flexus版本时有效": no effect, no error
+            tags=[""],
+            is_live_copy=True,
+            voice_properties={"sex": "MALE"},  # job_tag, language optional (sex has a default)
+        )
+        job = await api.show(created.job_id)
+        assert (job.model_version, job.contact, job.is_live_copy) == ("V3.3", None, True)
+        assert job.supported_service == ["VIDEO_2D", "CHAT_2D"]
+        raw = (await api.call("GET", f"/jobs/{created.job_id}")).json()
+        assert None not in raw.values()  # unknown is absent, never null
+
+        path = f"/jobs/{created.job_id}/command"
+        comment = {"comment_title": "t", "comment_message": "m", "attachment_name": ["a.png"]}
+        body = {
+            "command": "GET_MULTIPART_UPLOADED",
+            "comment_data": comment,
+            "operation_reason": "r",
+        }
+        assert ok(await api.call("POST", path, body)).json()["commond_result"] == "EXCUTE_SUCCESS"
+        response = await api.call(
+            "POST", path, {"command": "GET_MULTIPART_UPLOADED", "comment_data": "x"}
+        )
+        fails(response, 400, "MSS.00000003", "comment_data='x'")
+        result = ok(await api.call("POST", path, {"command": "SUBMITVERIFYING"})).json()
+        assert result["commond_result"] == "EXCUTE_FAILED"
+        assert result["error_info"] == {
+            "error_code": "MSS.00000003",
+            "error_msg": result["excute_failed_msg"],
+        }
+
+
+async def test_user_verdict_commands() -> None:
+    """CONFIRM_ACCEPT/REJECT/ANSWER/PENDING/ACTIVE (the SDK's list, NA users only)."""
+    async with metastudio(metastudio_step_seconds=3600) as api:
+        created = await api.create()
+        record = api.job(created.job_id)
+        path = f"/jobs/{created.job_id}/command"
+        response = await api.call("POST", path, {"command": "CONFIRM_ACCEPT"})
+        fails(response, 409, "MSS.00000006", "WAIT_USER_CONFIRM")
+        assert (await api.command(created.job_id, "CONFIRM_PENDING")).ok
+        assert record.state == JobState.JOB_PENDING
+        fails(await api.call("POST", path, {"command": "CONFIRM_PENDING"}), 409, "MSS.00000006")
+        assert (await api.command(created.job_id, "CONFIRM_ACTIVE")).ok
+        assert record.state == JobState.WAIT_FILE_UPLOAD
+        response = await api.call("POST", path, {"command": "CONFIRM_ACTIVE"})
+        fails(response, 409, "MSS.00000006", "JOB_PENDING")
+
+        record.set_state(JobState.WAIT_USER_CONFIRM)  # only NA whitelist users get here
+        assert (await api.command(created.job_id, "CONFIRM_ANSWER")).ok
+        assert record.state == JobState.WAIT_USER_CONFIRM
+        assert (await api.command(created.job_id, "CONFIRM_ACCEPT")).ok
+        assert (await api.show(created.job_id)).state == "JOB_FINISH"
+        record.set_state(JobState.WAIT_USER_CONFIRM)
+        assert (await api.command(created.job_id, "CONFIRM_REJECT")).ok
+        assert (await api.show(created.job_id)).state == "JOB_REJECT"
+
+
+async def test_update_without_a_body_or_a_name() -> None:
+    async with metastudio(metastudio_fail_names=("keep",)) as api:
+        record = await submit(api, b"not checked: the name fails first", name="keep", tags=["a"])
+        await wait_for(record, JobState.AUTO_VERIFY_FAILED)
+        response = await api.call("PUT", f"/jobs/{record.job_id}", {"video_multipart_count": 3})
+        updated = msgspec.json.decode(ok(response).content, type=CreateJobResponse)
+        assert len(updated.training_video_upload_url) == 3
+        job = await api.show(record.job_id)
+        assert (job.name, job.tags, job.state) == ("keep", ["a"], "WAIT_FILE_UPLOAD")
+
+
+# -- the emulator's own signature check against Huawei's reference signer -------------------
+
+
+def _reference_sign(
+    method: str, url: str, headers: dict[str, str], body: bytes
+) -> tuple[str, dict[str, str]]:
+    """Huawei's reference signer on one request: (the path?query it sends, its headers)."""
+    from urllib.parse import unquote
+
+    from huaweicloudsdkcore.auth.credentials import BasicCredentials
+    from huaweicloudsdkcore.sdk_request import SdkRequest
+    from huaweicloudsdkcore.signer.signer import Signer
+
+    parts = urlsplit(url)
+    query = [pair.split("=", 1) for pair in parts.query.split("&") if pair]
+    request = SdkRequest(
+        method=method,
+        schema=parts.scheme,
+        host=parts.netloc,
+        resource_path=parts.path,
+        query_params=[(unquote(k), unquote(v)) for k, v in query],
+        header_params=dict(headers),
+        body=body,
+    )
+    signed = Signer(BasicCredentials(OPTS_AK, OPTS_SK)).sign(request)
+    return signed.uri, dict(signed.header_params)
+
+
+OPTS_AK, OPTS_SK = "EMULATORAK0000000000", "emulator-sk-0123456789abcdef"
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_emulator_signing_agrees_with_the_reference(seed: int) -> None:
+    """Requests the reference signs pass the emulator's check; any change fails it."""
+    pytest.importorskip("huaweicloudsdkcore")
+    from avatarkit.emulator.metastudio.signing import SignatureRefused, check_signature
+
+    rng = random.Random(seed)
+    alphabet = "abcXYZ019-_.~ %/+&=中"
+    word = lambda: "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 8)))  # noqa: E731
+    method = rng.choice(["GET", "POST", "PUT", "DELETE"])
+    from urllib.parse import quote
+
+    path = "/v1/p/digital-human-training-manage/user/jobs/" + quote(word(), safe="")
+    query = "&".join(
+        f"{quote(word(), safe='')}={quote(word(), safe='')}" for _ in range(rng.randint(0, 3))
+    )
+    url = f"http://127.0.0.1:8080{path}" + (f"?{query}" if query else "")
+    body = msgspec.json.encode({"name": word()}) if method in ("POST", "PUT") else b""
+    headers = {"X-Project-Id": "p", "X-App-UserId": word().strip() or "u"}
+    if body:
+        headers["Content-Type"] = rng.choice(["application/json", "application/octet-stream"])
+    sent, signed = _reference_sign(method, url, headers, body)
+    # What the server receives: header values as bytes on the wire, decoded as UTF-8.
+    received = {k: v.encode("latin-1").decode("utf-8") for k, v in signed.items()}
+    raw_path, _, raw_query = sent.partition("?")
+    args: dict[str, Any] = {
+        "method": method,
+        "raw_path": raw_path,
+        "raw_query": raw_query,
+        "headers": received,
+        "body": body,
+        "ak": OPTS_AK,
+        "sk": OPTS_SK,
+    }
+    check_signature(**args)
+    for change in (
+        {"sk": "another-secret"},
+        {"method": "PATCH"},
+        {"raw_path": raw_path + "x"},
+        {"body": body + b" " if body and "json" in received.get("Content-Type", "json") else b"x"},
+        {"headers": {**received, "X-Project-Id": "q"}},
+    ):
+        if change.get("body") == b"x" and body and "octet" in received.get("Content-Type", ""):
+            continue  # UNSIGNED-PAYLOAD: the body is not signed, by design (SPEC §4.2 step 1)
+        with pytest.raises(SignatureRefused):
+            check_signature(**{**args, **change})

@@ -20,6 +20,9 @@ from avatarkit import (
 from avatarkit.emulator import Emulator
 from avatarkit.metastudio import MetaStudio
 from avatarkit.metastudio.wire import JobState
+from tests.training_video import small_video, training_video
+
+__all__ = ["small_video", "training_video"]  # fixtures, used by name
 
 pytestmark = pytest.mark.anyio
 
@@ -45,20 +48,20 @@ def video(tmp_path: Path, size: int = 300_001) -> Path:
 
 
 @pytest.mark.parametrize("auth", ["aksk", "token"])
-async def test_full_flow_to_job_success(emu: Emulator, tmp_path: Path, auth: str) -> None:
-    path = video(tmp_path)
+async def test_full_flow_to_job_success(emu: Emulator, training_video: Path, auth: str) -> None:
+    path = training_video
     seen: list[UploadProgress] = []
     async with client(emu, auth=auth) as ms:
         job = await ms.train(
             "测试角色",
             video=path,
-            part_bytes=64 * 1024,
-            check_video=False,
+            part_bytes=400 * 1024,
             poll_interval=0.01,
             on_progress=seen.append,
             contact="13800000000",
         )
         assert job.state == JobState.JOB_SUCCESS and job.succeeded
+        assert job.model_resolution == "1080P" and job.review_failure is None
         record = emu.state.metastudio.jobs[job.job_id]
         assert record.video_path.read_bytes() == path.read_bytes()
         listed = await ms.list_jobs(state="JOB_SUCCESS")
@@ -69,7 +72,8 @@ async def test_full_flow_to_job_success(emu: Emulator, tmp_path: Path, auth: str
             await ms.show_job(job.job_id)
     assert info.value.status == 404 and info.value.request_id
     assert str(info.value.code).startswith("MSS.")
-    assert seen[-1].acked_bytes == path.stat().st_size and seen[-1].part == seen[-1].parts == 5
+    parts = -(-path.stat().st_size // (400 * 1024))
+    assert seen[-1].acked_bytes == path.stat().st_size and seen[-1].part == seen[-1].parts == parts
 
 
 async def test_parts_go_concurrently_and_complete_out_of_order(tmp_path: Path) -> None:
@@ -92,22 +96,22 @@ async def test_parts_go_concurrently_and_complete_out_of_order(tmp_path: Path) -
         assert order != sorted(order) and order[0] != 1  # part 1 was not first
 
 
-async def test_injected_failures_never_reuse_a_consumed_url(tmp_path: Path) -> None:
-    path = video(tmp_path, 600_000)
+async def test_injected_failures_never_reuse_a_consumed_url(training_video: Path) -> None:
+    path = training_video
     async with Emulator(
         metastudio_step_seconds=0.01, failure_rate=0.3, failure_mode="mixed", fault_seed=11
     ) as emu:
         async with client(emu) as ms:
-            job = await ms.train(
-                "重试", video=path, part_bytes=50_000, check_video=False, poll_interval=0.01
-            )
+            job = await ms.train("重试", video=path, part_bytes=200_000, poll_interval=0.01)
         assert job.succeeded
         assert emu.stats.metastudio_injected_failures > 0
         assert emu.stats.metastudio_put_rejected == 0  # no consumed URL was ever sent again
         assert emu.state.metastudio.jobs[job.job_id].video_path.read_bytes() == path.read_bytes()
 
 
-async def test_other_files_and_the_action_video(emu: Emulator, tmp_path: Path) -> None:
+async def test_other_files_and_the_action_video(
+    emu: Emulator, tmp_path: Path, training_video: Path
+) -> None:
     files = {}
     for name in ("action.mp4", "audio.zip", "cover.jpg", "front.jpg", "back.jpg", "grant.pdf"):
         files[name] = tmp_path / name
@@ -115,14 +119,13 @@ async def test_other_files_and_the_action_video(emu: Emulator, tmp_path: Path) -
     async with client(emu) as ms:
         job = await ms.train(
             "全部",
-            video=video(tmp_path),
+            video=training_video,
             action_video=files["action.mp4"],
             audio=files["audio.zip"],
             cover=files["cover.jpg"],
             id_card_images=(files["front.jpg"], files["back.jpg"]),
             grant_file=files["grant.pdf"],
-            part_bytes=100_000,
-            check_video=False,
+            part_bytes=400_000,
             poll_interval=0.01,
         )
     assert job.succeeded
@@ -137,6 +140,22 @@ async def test_failed_job_raises_training_failed(tmp_path: Path) -> None:
             with pytest.raises(TrainingFailed) as info:
                 await ms.train("坏的", video=video(tmp_path), check_video=False, poll_interval=0.01)
     assert info.value.info.state == JobState.AUTO_VERIFY_FAILED
+
+
+@pytest.mark.parametrize("kind", ["random", "720p"])
+async def test_review_failure_says_why(
+    emu: Emulator, tmp_path: Path, small_video: Path, kind: str
+) -> None:
+    """Doc 003: not 1080p/4K MP4 of 3-10 min fails review; the error says what to fix."""
+    path = video(tmp_path, 64 * 1024) if kind == "random" else small_video
+    async with client(emu) as ms:
+        with pytest.raises(TrainingFailed) as info:
+            await ms.train("审核", video=path, check_video=False, poll_interval=0.01)
+    job = info.value.info
+    assert job.state == JobState.AUTO_VERIFY_FAILED
+    words = "cannot be read as a video" if kind == "random" else "1280x720"
+    assert words in str(job.review_failure)
+    assert any(words in note for note in info.value.__notes__)
 
 
 async def test_wait_timeout_and_until(emu: Emulator, tmp_path: Path) -> None:
@@ -166,8 +185,8 @@ async def test_wait_timeout_and_until(emu: Emulator, tmp_path: Path) -> None:
         ({"supported_service": ["VIDEO_3D"]}, "supported_service"),
         ({"supported_service": []}, "supported_service"),
         ({"is_flexus": "yes"}, "is_flexus"),
-        ({"is_only_human_model": True}, "is_only_human_model"),
-        ({"tags": ["ok", ""]}, "tags"),
+        ({"is_flexus": True, "supported_service": ["LIVE_2D"]}, "supported_service"),
+        ({"tags": ["ok", 3]}, "tags"),
     ],
 )
 async def test_create_rules_fail_before_sending(

@@ -38,6 +38,7 @@ from avatarkit.metastudio.wire import (
     API_PREFIX,
     CommandRequest,
     CommandResult,
+    CommentData,
     CreateJobRequest,
     CreateJobResponse,
     ErrorBody,
@@ -64,9 +65,8 @@ _error_decoder: Final = msgspec.json.Decoder(ErrorBody)
 DEFAULT_PART_BYTES: Final = 64 * 1024 * 1024
 READ_BYTES: Final = 1024 * 1024
 OCTET, ZIP = "application/octet-stream", "application/zip"
-VIDEO_RESOLUTIONS: Final = frozenset(
-    {(1920, 1080), (1080, 1920), (3840, 2160), (2160, 3840), (4096, 2160), (2160, 4096)}
-)
+# The four the official OperationLogInfo names (error 44005901); DCI 4K (4096x2160) is not one.
+VIDEO_RESOLUTIONS: Final = frozenset({(1920, 1080), (1080, 1920), (3840, 2160), (2160, 3840)})
 VIDEO_SECONDS: Final = (180.0, 600.0)  # "视频长度须大于等于3分钟且小于等于10分钟"
 
 
@@ -378,11 +378,21 @@ class MetaStudio:
         command: str,
         *,
         command_message: str | None = None,
-        comment_data: str | None = None,
+        comment_data: CommentData | Mapping[str, Any] | None = None,
+        operation_reason: str | None = None,
     ) -> CommandResult:
         """Run a job command (``GET_MULTIPART_UPLOADED``, ``SUBMITVERIFYING``…)."""
+        if isinstance(comment_data, Mapping):
+            given = dict(comment_data)
+            try:
+                comment_data = msgspec.convert(given, CommentData)
+            except msgspec.ValidationError as exc:
+                raise ValidationError("comment_data", given, str(exc)) from None
         body = CommandRequest(
-            command=command, command_message=command_message, comment_data=comment_data
+            command=command,
+            command_message=command_message,
+            comment_data=comment_data,
+            operation_reason=operation_reason,
         )
         response = await self._call(
             "POST", f"/jobs/{quote(job_id, safe='')}/command", label=f"command {command}", body=body
@@ -402,7 +412,7 @@ class MetaStudio:
             "GET_ACTION_VIDEO_MULTIPART_UPLOADED" if action_video else "GET_MULTIPART_UPLOADED"
         )
         result = await self._command_ok(job_id, command)
-        return {p.part_number for p in result.multipart_data}
+        return {p.number for p in result.multipart_data}
 
     async def confirm_uploaded(self, job_id: str, *, action_video: bool = False) -> CommandResult:
         """``CONFIRM_MULTIPART_UPLOADED``: every part is there; the video can be assembled."""
@@ -469,7 +479,11 @@ class MetaStudio:
                 if reached(job.state):
                     return job
                 if is_failed(job.state):
-                    raise TrainingFailed(job_id, job)
+                    failed = TrainingFailed(job_id, job)
+                    reason = job.review_failure
+                    if reason:  # the review's words (operation_logs): what to fix
+                        failed.add_note(f"{job.state}: {reason}")
+                    raise failed
                 await anyio.sleep(delay)
                 delay = min(delay * 1.5, max_poll_interval)
         raise TimeoutError(f"job {job_id} not done after {timeout}s (state {state})")
