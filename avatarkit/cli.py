@@ -204,7 +204,7 @@ async def _cmd_say(args: argparse.Namespace) -> int:
 
 
 async def _cmd_demo(args: argparse.Namespace) -> int:
-    from avatarkit.demo import run_demo
+    from avatarkit.emulator.demo import run_demo
 
     out_dir = Path(args.output_dir)
     bar = _ProgressBar("upload", enabled=not args.json)
@@ -456,28 +456,21 @@ def _emulator_options(args: argparse.Namespace) -> Any:
 
 
 def _cmd_emulator(args: argparse.Namespace) -> int:
+    import os
+
     from avatarkit.emulator import serve
+    from avatarkit.emulator.routes import client_env, ready_line
 
     options = _emulator_options(args)
     host = f"[{args.host}]" if ":" in args.host else args.host
 
     def announce(port: int) -> None:
-        base = f"{host}:{port}"
-        exports = {
-            "AVATARKIT_APPID": options.appid,
-            "AVATARKIT_TOKEN": options.token,
-            "AVATARKIT_TTA_URL": f"ws://{base}/api/v1/volc_virtual_human/tta",
-            "AVATARKIT_DIGIME_URL": f"http://{base}/virtual_human/avatar_platform/digime",
-            "AVATARKIT_SAMI_URL": f"http://{base}/api/v1/invoke",
-            "AVATARKIT_SAMI_APPKEY": options.sami_appkey or options.appid,
-            "AVATARKIT_SAMI_TOKEN": options.sami_token or options.token,
-            "METASTUDIO_ENDPOINT": f"http://{base}",
-            "METASTUDIO_PROJECT_ID": options.metastudio_project_id,
-            "CLOUD_SDK_AK": options.metastudio_ak,
-            "CLOUD_SDK_SK": options.metastudio_sk,
-        }
-        print(f"avatarkit emulator listening on http://{base} — point the SDK at it with:")
-        for name, value in exports.items():
+        base = f"http://{host}:{port}"
+        if args.ready_fd is not None:  # the machine-readable line first, then the banner
+            with os.fdopen(args.ready_fd, "wb") as ready:
+                ready.write(ready_line(base, port, options))
+        print(f"avatarkit emulator listening on {base} — point the SDK at it with:")
+        for name, value in client_env(base, options).items():
             print(f"  export {name}={value}")
         print(flush=True)  # a blank line ends the banner
 
@@ -644,6 +637,13 @@ def _parser() -> argparse.ArgumentParser:
         help="any emulator option, e.g. --set latency_ms=20 --set failure_rate=0.2",
     )
     emu.add_argument("--log-level", default="info")
+    emu.add_argument(
+        "--ready-fd",
+        type=int,
+        metavar="FD",
+        help='once listening, write one JSON line {"ready": true, "url", "port", "env"} '
+        "to file descriptor FD (for programs that start the emulator)",
+    )
     return parser
 
 

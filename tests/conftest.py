@@ -102,3 +102,50 @@ class LoopbackProxy:
 
     def endpoints(self) -> Endpoints:
         return Endpoints(tta=f"ws://127.0.0.1:{self.port}/api/v1/volc_virtual_human/tta")
+
+
+def _training_clip(width: int = 1920, height: int = 1080, frames: int = 2) -> bytes:
+    """An mp4 at 1 fps (libx264 ultrafast): the cheapest valid training video (doc 000)."""
+    import io
+
+    from avatarkit.emulator.media import still_clip
+
+    buffer = io.BytesIO()
+    still_clip(buffer, frames, width=width, height=height)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def training_clip() -> bytes:
+    """A valid 1080p mp4 training video (passes the emulator's training review)."""
+    return _training_clip()
+
+
+@pytest.fixture(scope="session")
+def small_clip() -> bytes:
+    """A 1280x720 mp4: readable, but not 1080p/4K (fails the training review)."""
+    return _training_clip(1280, 720)
+
+
+@pytest.fixture(scope="session")
+def voice_tar() -> bytes:
+    """A voice-clone archive as doc 000 asks: WAV files in one folder, tarred."""
+    import io
+    import tarfile
+
+    from tests.audio_helpers import sine_wav
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for i in range(2):
+            data = sine_wav(seconds=0.5, hz=200.0 + 50 * i)
+            info = tarfile.TarInfo(f"voice/{i}.wav")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def long_training_clip() -> bytes:
+    """A 1080p mp4 of 3 minutes at 1 fps: passes MetaStudio's review too (doc 003: 3–10 min)."""
+    return _training_clip(frames=181)

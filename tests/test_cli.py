@@ -156,14 +156,18 @@ def test_say_with_a_bad_config_names_the_field(tmp_path: Path) -> None:
     assert not (tmp_path / "x.mp4").exists()
 
 
-def test_upload_train_and_status_commands(tmp_path: Path) -> None:
+def test_upload_train_and_status_commands(tmp_path: Path, training_clip: bytes) -> None:
+    from avatarkit.digime.plan import plan_parts
+    from tests.audio_helpers import sine_wav
     from tests.conftest import emulator_process
 
     video = tmp_path / "talk.mp4"
-    video.write_bytes(os.urandom(50_000))
+    video.write_bytes(training_clip)  # trained below: the review wants a 1080p mp4
+    expected_parts = len(plan_parts(len(training_clip), int(0.01 * 2**20), int(0.005 * 2**20)))
+    assert expected_parts > 1
     folder = tmp_path / "voice"
     folder.mkdir()
-    (folder / "a.wav").write_bytes(os.urandom(20_000))
+    (folder / "a.wav").write_bytes(sine_wav(seconds=0.6))
     with emulator_process(
         "--set", "digime_min_part_bytes=5120", "--set", "digime_training_seconds=0.05"
     ) as proc:
@@ -202,7 +206,7 @@ def test_upload_train_and_status_commands(tmp_path: Path) -> None:
         )
         assert up.returncode == 0, up.stderr
         uploaded = json.loads(up.stdout)
-        assert uploaded["size"] == 50_000 and uploaded["parts"] == 5
+        assert uploaded["size"] == len(training_clip) and uploaded["parts"] == expected_parts
         voice = cli(
             "voice-clone",
             "upload",
@@ -270,11 +274,11 @@ def test_progress_bar_on_a_terminal(monkeypatch) -> None:  # type: ignore[no-unt
     assert screen.getvalue().count("\r") == 2
 
 
-def test_metastudio_commands(tmp_path: Path) -> None:
+def test_metastudio_commands(tmp_path: Path, long_training_clip: bytes) -> None:
     from avatarkit.emulator.process import spawn_emulator
 
     video = tmp_path / "talk.mp4"
-    video.write_bytes(os.urandom(300_000))
+    video.write_bytes(long_training_clip)  # the job's review probes it (doc 003)
     with spawn_emulator("--set", "metastudio_step_seconds=0.01") as proc:
         env = {**ENV, **{k: v for k, v in proc.env.items() if not k.startswith("AVATARKIT_")}}
 

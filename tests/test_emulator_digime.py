@@ -192,12 +192,12 @@ async def test_happy_path_assembles_the_file() -> None:
     assert not directory.exists()  # removed on shutdown
 
 
-async def test_init_shapes_and_audio_upload() -> None:
+async def test_init_shapes_and_audio_upload(voice_tar: bytes) -> None:
     async with digime() as api:
         response = await api.post("init_part_upload", api.init_body())
         assert set(ok(response)) == {"upload_id"}
     async with digime(digime_init_data_shape="bare") as api:
-        data = data_of(700, seed=3)
+        data = voice_tar
         audio: dict[str, Any] = {"type": 11, "file_suffix": "tar", "tts_type": "tts_model_v2"}
         upload_id = await api.upload(data, conf_name=None, role_show_name=None, **audio)
         assert re.fullmatch(r"[0-9a-f]{24}", upload_id)
@@ -229,8 +229,9 @@ INIT_ERRORS: list[tuple[dict[str, Any], str, str]] = [
     ({"type": 11, "file_suffix": "zip", "tts_type": "v3"}, "tts_type", "'v3'"),
     ({"tts_type": "tts_model_v1"}, "tts_type", "only for audio"),
     ({"role_show_name": None}, "role_show_name", "required"),
-    ({"input_resource": ""}, "input_resource", "non-empty"),
+    ({"role_show_name": " "}, "role_show_name", "non-empty"),
     ({"input_resource": None}, "input_resource", "required"),
+    ({"tts_type": "tts_model_v1", "role_show_name": None}, "tts_type", "only for audio"),
     ({"appid": 7}, "appid", "`str`"),
 ]
 
@@ -383,9 +384,9 @@ async def callback_sink() -> AsyncIterator[CallbackSink]:
         sock.close()
 
 
-async def test_training_success_calls_back() -> None:
+async def test_training_success_calls_back(training_clip: bytes) -> None:
     async with digime() as api, callback_sink() as sink:
-        await api.upload(data_of(3 * MIN))
+        await api.upload(training_clip)
         assert ok(await api.train(CONF, sink.url)) == "init train digime succ"
         with anyio.fail_after(5):
             await sink.arrived.wait()
@@ -410,22 +411,118 @@ async def test_training_success_calls_back() -> None:
                 assert (frame.width, frame.height, frame.format.name) == (64, 64, fmt)
 
 
-async def test_training_failure_state_3() -> None:
+async def test_training_failure_state_3(training_clip: bytes) -> None:
     async with digime(digime_fail_conf_names=("Bad-1",)) as api, callback_sink() as sink:
-        await api.upload(data_of(MIN), conf_name="Bad-1")
+        await api.upload(training_clip, conf_name="Bad-1")
         ok(await api.train("Bad-1", sink.url))
         with anyio.fail_after(5):
             await api.emu.state.digime.trainings["Bad-1"].finished.wait()
-        assert sink.received == [{"conf_name": "Bad-1", "role_pic": "", "pre_pic": "", "state": 3}]
+        reason = "the training failed on purpose (the emulator's digime_fail_conf_names)"
+        [callback] = sink.received
+        assert callback == {
+            "conf_name": "Bad-1",
+            "role_pic": "",
+            "pre_pic": "",
+            "state": 3,
+            "fail_reason": reason,
+        }
         info = ok(await api.info("Bad-1"))
-        assert (info["state"], info["role_pic"]) == (3, "")
+        assert info == callback
         missing = await api.client.get(f"{api.emu.http_url}/digime/pics/Bad-1/role.png")
         assert missing.status_code == 404
 
 
+async def test_empty_optional_strings_are_accepted() -> None:
+    """Doc 000's init examples send ``"input_resource": ""`` and (audio) ``"conf_name": ""``;
+    an empty tts_type on a video is "not given" (SPEC §6)."""
+    async with digime() as api:
+        upload_id = await api.init(input_resource="", tts_type="")
+        record = api.emu.state.digime.uploads[upload_id]
+        assert (record.input_resource, record.tts_type) == ("", None)
+
+
+@pytest.mark.parametrize(
+    ("clip", "words"),
+    [
+        ("small_clip", ("1280x720", "1080p", "mp4 or mov")),
+        (None, ("not a readable video",)),
+    ],
+)
+async def test_training_review_fails_media_outside_the_doc(
+    request: pytest.FixtureRequest, clip: str | None, words: tuple[str, ...]
+) -> None:
+    """制作分身: "训练视频:允许格式 1080p/4K mp4/mov"; anything else ends in state 3."""
+    data = request.getfixturevalue(clip) if clip else data_of(3 * MIN)
+    async with digime() as api, callback_sink() as sink:
+        await api.upload(data)
+        ok(await api.train(CONF, sink.url))
+        with anyio.fail_after(10):
+            await api.emu.state.digime.trainings[CONF].finished.wait()
+        info = ok(await api.info(CONF))
+        assert (info["state"], info["role_pic"], info["pre_pic"]) == (3, "", "")
+        for word in words:
+            assert word in info["fail_reason"], info
+        assert sink.received == [info]
+
+
+async def test_training_review_takes_portrait_and_mov(training_clip: bytes) -> None:
+    import tests.conftest as helpers
+
+    portrait = helpers._training_clip(1080, 1920)
+    async with digime() as api:
+        await api.upload(portrait)
+        ok(await api.train(CONF, "http://127.0.0.1:9/cb"))
+        await api.upload(training_clip, conf_name="Mov-1", file_suffix="mov")
+        ok(await api.train("Mov-1", "http://127.0.0.1:9/cb"))
+        with anyio.fail_after(10):
+            await api.emu.state.digime.trainings[CONF].finished.wait()
+            await api.emu.state.digime.trainings["Mov-1"].finished.wait()
+        assert ok(await api.info(CONF))["state"] == 2
+        assert ok(await api.info("Mov-1"))["state"] == 2
+
+
+async def test_voice_archive_review(voice_tar: bytes) -> None:
+    """制作音色: audio files in one folder, zip or tar; checked at complete (40008)."""
+    import tarfile
+    import zipfile
+
+    def tar_of(files: dict[str, bytes]) -> bytes:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            for name, data in files.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        return buffer.getvalue()
+
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w") as z:
+        with tarfile.open(fileobj=io.BytesIO(voice_tar)) as tar:
+            for member in tar.getmembers():
+                extracted = tar.extractfile(member)
+                assert extracted is not None
+                z.writestr(member.name, extracted.read())
+        z.writestr("__MACOSX/._0.wav", b"resource fork")  # ignored, as are hidden files
+    audio = {"type": 11, "tts_type": "tts_model_v1", "conf_name": None, "role_show_name": None}
+    async with digime() as api:
+        await api.upload(zipped.getvalue(), file_suffix="zip", **audio)
+        cases = [
+            (data_of(3 * MIN), "tar", "not a readable tar archive"),
+            (voice_tar, "zip", "not a readable zip archive"),
+            (tar_of({}), "tar", "holds no audio file"),
+            (tar_of({"voice/notes.txt": b"hello"}), "tar", "'voice/notes.txt'"),
+        ]
+        for data, suffix, words in cases:
+            upload_id = await api.init(file_suffix=suffix, **audio)
+            ok(await api.part(upload_id, 1, data, file_suffix=suffix, type=11, conf_name=None))
+            response = await api.complete(upload_id, file_suffix=suffix, type=11, conf_name=None)
+            fails(response, 400, 40008, words, "upload it again")
+            assert not api.emu.state.digime.uploads[upload_id].completed
+
+
 async def test_training_in_progress_restart_and_shutdown() -> None:
     async with digime(digime_training_seconds=60) as api, callback_sink() as sink:
-        await api.upload(data_of(MIN))
+        await api.upload(data_of(MIN))  # reviewed only when the timer ends
         ok(await api.train(CONF, sink.url))
         first = api.emu.state.digime.trainings[CONF]
         info = ok(await api.info(CONF))
@@ -455,14 +552,14 @@ async def test_training_errors() -> None:
 
 
 async def test_unreachable_callback_is_logged_redacted_and_not_fatal(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, training_clip: bytes
 ) -> None:
     sock = bind("127.0.0.1", 0)
     dead = f"http://127.0.0.1:{sock.getsockname()[1]}/cb?token=very-secret"
     sock.close()  # nobody listens there any more: connections are refused
     caplog.set_level(logging.WARNING, logger="avatarkit.emulator.digime")
     async with digime() as api:
-        await api.upload(data_of(MIN))
+        await api.upload(training_clip)
         ok(await api.train(CONF, dead))
         with anyio.fail_after(5):
             await api.emu.state.digime.trainings[CONF].finished.wait()

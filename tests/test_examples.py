@@ -78,12 +78,14 @@ def assert_playable_mp4(data: bytes) -> None:
 
 
 @pytest.mark.anyio
-async def test_fastapi_app_videos_and_training(env: EmulatorProcess, tmp_path: Path) -> None:
+async def test_fastapi_app_videos_and_training(
+    env: EmulatorProcess, tmp_path: Path, training_clip: bytes
+) -> None:
     example = load_example("fastapi_app")
     app = example.create_app(callback_secret=SECRET)
     receiver = app.state.receiver
     material = tmp_path / f"{CONF}.mp4"
-    material.write_bytes(b"\0\0\0\x18ftypmp42" + bytes(12 * 1024))  # a small "training video"
+    material.write_bytes(training_clip)  # a 1080p mp4: the emulator's training review probes it
 
     # The app's lifespan (what uvicorn runs) around a real loopback server: the emulator,
     # in its own process, must reach the callback URL.

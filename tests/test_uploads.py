@@ -6,6 +6,7 @@ The service's 10 MiB parts and 5 MiB merge rule become 10 KiB and 5 KiB here
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 import logging
@@ -23,6 +24,7 @@ from avatarkit.digime.plan import plan_parts
 from avatarkit.digime.upload import UploadProgress
 from avatarkit.emulator import Emulator
 from avatarkit.errors import TimeoutError, TrainingFailed
+from tests.audio_helpers import sine_wav
 
 pytestmark = pytest.mark.anyio
 
@@ -275,7 +277,7 @@ async def test_training_video_resolution_is_checked(emu: Emulator, tmp_path: Pat
         ({"conf_name": "Liu Xuan"}, "conf_name"),
         ({"conf_name": "刘璇"}, "conf_name"),
         ({"role_show_name": ""}, "role_show_name"),
-        ({"input_resource": " "}, "input_resource"),
+        ({"input_resource": 5}, "input_resource"),  # any string is accepted: "" too
         ({"type": "audio"}, "type"),
         ({"type": 7}, "type"),
         ({"path": "talk.avi"}, "path suffix"),
@@ -318,12 +320,13 @@ async def test_preflight_file_errors(
 
 async def test_voice_clone_archive_and_folder(emu: Emulator, tmp_path: Path) -> None:
     archive = tmp_path / "voice.zip"
+    # Real WAVs: the emulator reviews a voice archive's files at complete (doc 000).
     with zipfile.ZipFile(archive, "w") as z:
-        z.writestr("a.wav", os.urandom(30 * KIB))
+        z.writestr("a.wav", sine_wav(seconds=1.0))
     folder = tmp_path / "samples"
     folder.mkdir()
     for i in range(3):
-        (folder / f"{i}.wav").write_bytes(os.urandom(9 * KIB + i))
+        (folder / f"{i}.wav").write_bytes(sine_wav(seconds=0.3, hz=200.0 + 10 * i))
     async with session(emu, tmp_path) as av_session:
         zipped = await av_session.voice_clone.upload(
             archive,
@@ -352,8 +355,15 @@ async def test_voice_clone_archive_and_folder(emu: Emulator, tmp_path: Path) -> 
         assert member is not None and member.read() == (folder / "2.wav").read_bytes()
 
 
+@functools.cache
+def _valid_clip() -> bytes:
+    from tests.conftest import _training_clip
+
+    return _training_clip()  # a 1080p mp4: the emulator's training review probes it
+
+
 async def _trained(emu: Emulator, tmp_path: Path, conf_name: str) -> AvatarSession:
-    (tmp_path / f"{conf_name}.mp4").write_bytes(os.urandom(12 * KIB))
+    (tmp_path / f"{conf_name}.mp4").write_bytes(_valid_clip())
     av_session = session(emu, tmp_path)
     await av_session.__aenter__()
     await av_session.digime.upload(
@@ -498,3 +508,21 @@ async def test_upload_memory_is_bounded_by_the_read_ahead(tmp_path: Path) -> Non
     # the read-ahead chunk, the chunk on the wire and one being encoded, plus slack
     assert peak < 3 * CHUNK_BYTES * 4 // 3 + 4 * 1024 * KIB, peak
     assert peak < part  # far below one part, let alone its base64 body
+
+
+async def test_an_empty_input_resource_is_accepted_as_the_documents_examples_send_it(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    """Doc 000 制作分身: both init examples send ``"input_resource": ""`` (SPEC §6)."""
+    data = os.urandom(3 * KIB)
+    path = tmp_path / "talk.mp4"
+    path.write_bytes(data)
+    async with session(emu, tmp_path) as av_session:
+        result = await av_session.digime.upload(
+            path,
+            conf_name="Liu-Xuan",
+            role_show_name="刘璇",
+            input_resource="",
+            check_resolution=False,
+        )
+    assert stored(emu, result.upload_id) == data

@@ -18,6 +18,7 @@ from avatarkit.digime.rules import (
     MIN_PART_SIZE,
     MaterialType,
     check_conf_name,
+    check_input_resource,
     check_non_empty,
     check_suffix,
     check_tts_type,
@@ -195,7 +196,7 @@ class DigimeClient(_Uploads):
             raise ValidationError("type", type, "audio archives go through session.voice_clone")
         check_conf_name(conf_name)
         check_non_empty("role_show_name", role_show_name)
-        check_non_empty("input_resource", input_resource)
+        check_input_resource(input_resource)
         suffix = check_suffix(material, Path(path).suffix.lstrip("."), field="path suffix")
         appid = self._session.appid
 
@@ -317,7 +318,7 @@ class VoiceCloneClient(_Uploads):
         ``tts_type``: ``tts_model_v1`` (30-minute clone) or ``tts_model_v2`` (10-minute).
         """
         check_tts_type(tts_type)
-        check_non_empty("input_resource", input_resource)
+        check_input_resource(input_resource)
         if conf_name is not None:
             check_conf_name(conf_name)
         if not Path(path).is_dir():

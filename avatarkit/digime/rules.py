@@ -1,7 +1,8 @@
 """The documented rules of the digime upload and training API (doc 000), in one place.
 
-Both the SDK's preflight checks and the emulator's request validation use
-these functions, so a rule cannot drift between the two.
+The SDK's preflight checks use these functions.  The emulator reads doc 000
+on its own (:mod:`avatarkit.emulator.digime.models`) and shares none of them,
+so a rule misread here is caught by the emulator's tests.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ __all__ = [
     "VIDEO_SUFFIXES",
     "MaterialType",
     "check_conf_name",
+    "check_input_resource",
     "check_non_empty",
     "check_suffix",
     "check_tts_type",
@@ -82,6 +84,14 @@ def check_tts_type(value: Any, field: str = "tts_type") -> str:
     if value not in TTS_TYPES:
         raise ValidationError(field, value, f"must be one of {', '.join(TTS_TYPES)}")
     return str(value)
+
+
+def check_input_resource(value: Any, field: str = "input_resource") -> str:
+    """Doc 000 制作分身 说明 3: the key is required ("必传"), but both init examples send
+    ``""``: any string, the empty one included, is accepted (SPEC §6)."""
+    if not isinstance(value, str):
+        raise ValidationError(field, value, 'must be a string ("" is accepted)')
+    return value
 
 
 def check_non_empty(field: str, value: Any) -> str:

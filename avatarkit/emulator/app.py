@@ -12,13 +12,13 @@ from starlette.routing import Route, WebSocketRoute
 
 from avatarkit.emulator import digime, metastudio, sami
 from avatarkit.emulator.options import EmulatorOptions
+from avatarkit.emulator.routes import HEALTH_PATH, SHAPED_PREFIXES, TTA_PATH, VIDEOS_PATH
 from avatarkit.emulator.shaping import Shaper, check_shaping_options
 from avatarkit.emulator.state import EmulatorState
 from avatarkit.emulator.tta import tta_endpoint
 
 __all__ = ["TTA_PATH", "create_app"]
 
-TTA_PATH = "/api/v1/volc_virtual_human/tta"
 _CONTENT_TYPES = {"mp4": "video/mp4", "mov": "video/quicktime", "webm": "video/webm"}
 
 
@@ -60,8 +60,8 @@ def create_app(options: EmulatorOptions | None = None) -> Starlette:
     app = Starlette(
         routes=[
             WebSocketRoute(TTA_PATH + "/{dimension:str}", tta_endpoint),
-            Route("/tta/videos/{name:str}", _video),
-            Route("/healthz", _health),
+            Route(VIDEOS_PATH + "/{name:str}", _video),
+            Route(HEALTH_PATH, _health),
             *digime.digime_routes(),
             *metastudio.metastudio_routes(),
             *sami.sami_routes(),
@@ -69,12 +69,12 @@ def create_app(options: EmulatorOptions | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.emulator = state
-    # Shaping and fault injection; later services add their prefixes and targets here.
+    # Shaping and fault injection; a service's faults are its own (fault_targets).
     app.add_middleware(
         Shaper,
         options=state.options,
         state=state,
-        path_prefixes=(digime.PREFIX, *metastudio.SHAPED_PREFIXES, sami.PATH),
+        path_prefixes=SHAPED_PREFIXES,
         fault_targets=(*digime.fault_targets(), *metastudio.fault_targets()),
     )
     return app

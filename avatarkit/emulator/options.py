@@ -7,7 +7,7 @@ from typing import Literal
 
 import msgspec
 
-from avatarkit.digime.rules import MIN_PART_SIZE
+from avatarkit.emulator.digime.models import MIN_PART_BYTES
 
 __all__ = ["EmulatorOptions"]
 
@@ -68,7 +68,7 @@ class EmulatorOptions(msgspec.Struct, kw_only=True):
     open_timeout: float = 30.0
     keep_videos: int = 16
     digime_init_data_shape: Literal["object", "bare"] = "object"
-    digime_min_part_bytes: int = MIN_PART_SIZE
+    digime_min_part_bytes: int = MIN_PART_BYTES
     digime_training_seconds: float = 1.0
     digime_fail_conf_names: Collection[str] = ()
     latency_ms: float = 0.0

@@ -10,9 +10,14 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from avatarkit._session import AvatarSession, Endpoints
+import msgspec
+
+from avatarkit.emulator.routes import parse_ready_line
+
+if TYPE_CHECKING:
+    from avatarkit._session import AvatarSession, Endpoints
 
 __all__ = ["EmulatorProcess", "spawn_emulator"]
 
@@ -25,19 +30,27 @@ class EmulatorProcess:
     appid: str
     token: str
     endpoints: Endpoints
-    env: dict[str, str]  # the banner's variables: AVATARKIT_*, METASTUDIO_*, CLOUD_SDK_*
+    env: dict[str, str]  # the client environment: AVATARKIT_*, METASTUDIO_*, CLOUD_SDK_*
+    url: str = ""  # http://host:port
 
     def session(self, **kwargs: Any) -> AvatarSession:
         """An :class:`AvatarSession` pointed at this emulator."""
+        from avatarkit._session import AvatarSession
+
         return AvatarSession(self.appid, self.token, endpoints=self.endpoints, **kwargs)
 
 
 @contextmanager
 def spawn_emulator(*args: str, host: str = "127.0.0.1") -> Iterator[EmulatorProcess]:
-    """Run ``avatarkit emulator --port 0 ARGS`` until the block ends.
+    """Run ``avatarkit emulator --port 0 --ready-fd FD ARGS`` until the block ends.
 
     ``args`` are the command's options (``"--pace", "fast"``, ``"--set", "latency_ms=20"``).
+    Where it listens comes from its machine-readable ready line on a pipe
+    (:mod:`avatarkit.emulator.routes`), not from the human banner.
     """
+    from avatarkit._session import Endpoints
+
+    read_fd, write_fd = os.pipe()
     cmd = [
         sys.executable,
         "-m",
@@ -49,40 +62,50 @@ def spawn_emulator(*args: str, host: str = "127.0.0.1") -> Iterator[EmulatorProc
         "0",
         "--log-level",
         "warning",
+        "--ready-fd",
+        str(write_fd),
         *args,
     ]
-    # stderr goes to a file, not a pipe: an undrained pipe would block the emulator
-    # once its logs fill the pipe's buffer.
-    with tempfile.TemporaryFile(mode="w+") as errors:
-        proc = subprocess.Popen(
-            cmd,
-            stdout=subprocess.PIPE,
-            stderr=errors,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+    # stdout and stderr go to files, not pipes: an undrained pipe would block the
+    # emulator once its output fills the pipe's buffer.
+    with (
+        tempfile.TemporaryFile(mode="w+") as errors,
+        tempfile.TemporaryFile(mode="w+") as banner,
+    ):
         try:
-            assert proc.stdout is not None
-            banner = proc.stdout.readline()
-            if "listening on http://" not in banner:
+            proc = subprocess.Popen(
+                cmd,
+                stdout=banner,
+                stderr=errors,
+                text=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                pass_fds=(write_fd,),
+            )
+        finally:
+            os.close(write_fd)  # the child holds it now: EOF here once the child exits
+        try:
+            with os.fdopen(read_fd, "rb") as ready_pipe:
+                line = ready_pipe.readline()
+            try:
+                ready = parse_ready_line(line)
+            except msgspec.DecodeError:
                 proc.wait(timeout=10)
                 errors.seek(0)
-                raise RuntimeError(f"the emulator did not start: {banner}{errors.read()}")
-            exports: dict[str, str] = {}
-            while line := proc.stdout.readline().strip():  # the banner ends at a blank line
-                name, _, value = line.removeprefix("export ").partition("=")
-                exports[name] = value
-            port = int(banner.split("listening on http://")[1].split()[0].rsplit(":", 1)[1])
+                raise RuntimeError(
+                    f"the emulator did not start: {line!r} {errors.read()}"
+                ) from None
+            env = ready.env
             yield EmulatorProcess(
-                port=port,
-                appid=exports["AVATARKIT_APPID"],
-                token=exports["AVATARKIT_TOKEN"],
+                port=ready.port,
+                appid=env["AVATARKIT_APPID"],
+                token=env["AVATARKIT_TOKEN"],
                 endpoints=Endpoints(
-                    tta=exports["AVATARKIT_TTA_URL"],
-                    digime=exports["AVATARKIT_DIGIME_URL"],
-                    sami=exports["AVATARKIT_SAMI_URL"],
+                    tta=env["AVATARKIT_TTA_URL"],
+                    digime=env["AVATARKIT_DIGIME_URL"],
+                    sami=env["AVATARKIT_SAMI_URL"],
                 ),
-                env=exports,
+                env=env,
+                url=ready.url,
             )
         finally:
             proc.terminate()

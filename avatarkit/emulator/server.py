@@ -6,18 +6,22 @@ import contextlib
 import socket
 import types
 from collections.abc import AsyncIterator, Callable, Generator
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import anyio
 import uvicorn
 from anyio.abc import TaskGroup
 
-from avatarkit._session import AvatarSession, Endpoints
-from avatarkit.emulator.app import TTA_PATH, create_app
+from avatarkit.emulator.app import create_app
 from avatarkit.emulator.options import EmulatorOptions
+from avatarkit.emulator.routes import client_env
 from avatarkit.emulator.state import EmulatorState, Stats
 from avatarkit.errors import AvatarError
-from avatarkit.metastudio.client import MetaStudio
+
+if TYPE_CHECKING:
+    # The SDK is imported only by the convenience methods that build its clients.
+    from avatarkit._session import AvatarSession, Endpoints
+    from avatarkit.metastudio.client import MetaStudio
 
 __all__ = ["Emulator", "bind", "serve", "serve_asgi"]
 
@@ -121,12 +125,19 @@ class Emulator:
         return f"http://{host}:{self.port}"
 
     @property
+    def env(self) -> dict[str, str]:
+        """The client environment (``AVATARKIT_*``, ``METASTUDIO_*``, ``CLOUD_SDK_*``)."""
+        return client_env(self.http_url, self.options)
+
+    @property
     def endpoints(self) -> Endpoints:
-        base = self.http_url
+        from avatarkit._session import Endpoints
+
+        env = self.env
         return Endpoints(
-            tta="ws" + base[4:] + TTA_PATH,
-            digime=base + "/virtual_human/avatar_platform/digime",
-            sami=base + "/api/v1/invoke",
+            tta=env["AVATARKIT_TTA_URL"],
+            digime=env["AVATARKIT_DIGIME_URL"],
+            sami=env["AVATARKIT_SAMI_URL"],
         )
 
     @property
@@ -139,10 +150,14 @@ class Emulator:
 
     def session(self, **kwargs: Any) -> AvatarSession:
         """An :class:`AvatarSession` pointed at this emulator."""
+        from avatarkit._session import AvatarSession
+
         return AvatarSession(self.appid, self.token, endpoints=self.endpoints, **kwargs)
 
     def metastudio(self, *, auth: Literal["aksk", "token"] = "aksk", **kwargs: Any) -> MetaStudio:
         """A :class:`~avatarkit.metastudio.MetaStudio` client pointed at this emulator."""
+        from avatarkit.metastudio.client import MetaStudio
+
         opts = self.options
         credentials: dict[str, Any] = (
             {"ak": opts.metastudio_ak, "sk": opts.metastudio_sk}
