@@ -163,9 +163,7 @@ async def run_demo(
         # 5. Huawei MetaStudio
         started = time.monotonic()
         async with emu.metastudio() as ms:
-            job = await ms.train(
-                "演示角色", video=clip, check_video=False, poll_interval=0.05, part_bytes=256 * 1024
-            )
+            job = await ms.train("演示角色", video=clip, poll_interval=0.05, part_bytes=256 * 1024)
         step("metastudio job", started, job_id=job.job_id[:8], state=job.state)
 
     files = sorted([str(p) async for p in anyio.Path(out_dir).iterdir() if await p.is_file()])
