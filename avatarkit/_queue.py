@@ -7,10 +7,16 @@ second that extra loop pass per wake-up is measurable (see
 
 It is bounded twice: in items and in payload bytes, because a count alone
 lets a few huge frames hold gigabytes.
+
+The consumer's wake-up is one bare asyncio future (:meth:`EventQueue.readable`),
+not an ``anyio.Event`` and its coroutines: a waiting consumer costs one future
+per wait, resolved by the producer's put.  (The SDK's streams run on asyncio:
+websockets' protocol layer is asyncio's.)
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -63,7 +69,7 @@ class EventQueue(Generic[T]):
         self._items: deque[T] = deque()
         self._sizes: deque[int] = deque()
         self._closed = False
-        self._not_empty: anyio.Event | None = None
+        self._not_empty: asyncio.Future[bool] | None = None
         self._not_full: anyio.Event | None = None
         self._pause: Callable[[], None] | None = None
         self._resume: Callable[[], None] | None = None
@@ -98,9 +104,20 @@ class EventQueue(Generic[T]):
             self._not_full.set()
 
     def _wake_getter(self) -> None:
-        if self._not_empty is not None:
-            self._not_empty.set()
+        waiter = self._not_empty
+        if waiter is not None:
             self._not_empty = None
+            if not waiter.done():  # a cancelled wait left it behind
+                waiter.set_result(True)
+
+    def readable(self) -> asyncio.Future[bool]:
+        """A future resolved (True) at the next put or close: await it when
+        :meth:`get_nowait` returned None.  Another party may resolve it False
+        (a timeout); cancelling it is safe."""
+        waiter = self._not_empty
+        if waiter is None or waiter.done():
+            waiter = self._not_empty = asyncio.get_running_loop().create_future()
+        return waiter
 
     def put_nowait(self, item: T) -> bool:
         """Add ``item`` if there is room; False when full."""
@@ -164,5 +181,4 @@ class EventQueue(Generic[T]):
             item = self.get_nowait()
             if item is not None:
                 return item
-            event = self._not_empty = anyio.Event()
-            await event.wait()
+            await self.readable()

@@ -147,3 +147,22 @@ def test_force_put_pauses_at_the_byte_bound_and_resumes_below_half() -> None:
     assert calls == ["pause"]  # 600 left: above half of 1000
     assert queue.get_nowait() == 2
     assert calls == ["pause", "resume"] and queue.nbytes == 0
+
+
+@pytest.mark.anyio
+async def test_readable_is_one_future_resolved_by_a_put_or_close() -> None:
+    queue: EventQueue[int] = EventQueue(4)
+    waiter = queue.readable()
+    assert queue.readable() is waiter  # one wait, one future
+    queue.force_put(1)
+    assert waiter.done() and waiter.result() is True
+    assert queue.get_nowait() == 1
+    again = queue.readable()
+    assert again is not waiter and not again.done()
+    again.cancel()  # a cancelled wait is replaced, never resolved
+    fresh = queue.readable()
+    assert fresh is not again
+    queue.close()
+    assert fresh.result() is True
+    with pytest.raises(Closed):
+        queue.get_nowait()

@@ -17,6 +17,7 @@ Time and memory bounds: :mod:`avatarkit.tta.limits`.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import types
 from collections.abc import AsyncIterable, AsyncIterator, Generator, Mapping
@@ -457,42 +458,55 @@ class TtaStream:
             return None  # _next raises the reason
 
     async def _next(self, awaiting: str) -> ev.Event:
-        try:
-            event = self._queue.get_nowait()
-            return event if event is not None else await self._wait(awaiting)
-        except Closed:
-            # No error recorded means the session ended as asked (events() stops there).
-            raise self._error or ConnectionLost(
-                f"the session ended while awaiting {awaiting}"
-            ) from None
+        """The next event, waiting if none is queued: one coroutine and one future per
+        wait (no nested awaits), bounded as the module docstring of ``limits`` says."""
+        queue = self._queue
+        while True:
+            try:
+                event = queue.get_nowait()
+            except Closed:
+                # No error recorded means the session ended as asked (events() stops there).
+                raise self._error or ConnectionLost(
+                    f"the session ended while awaiting {awaiting}"
+                ) from None
+            if event is not None:
+                return event
+            if self._consuming:
+                raise AvatarError("this stream's events are already being consumed elsewhere")
+            bound = self._bound()
+            waiter = queue.readable()
+            timer = (
+                None
+                if bound is None
+                else asyncio.get_running_loop().call_later(bound, _expire, waiter)
+            )
+            self._consuming = True
+            try:
+                woke = await waiter
+            finally:
+                self._consuming = False
+                if timer is not None:
+                    timer.cancel()
+            if not woke:
+                raise TimeoutError(
+                    f"the TTA service sent nothing for {bound:.1f}s while awaiting {awaiting} "
+                    f"(idle_timeout={self.limits.idle_timeout}s)"
+                )
+
+    def _bound(self) -> float | None:
+        """How long the service may be silent now (None: the keepalive watches it)."""
+        if self._finishing:
+            spoken = self._tracker.audio_bytes / _SECOND_OF_SPEECH
+            return self.limits.idle_timeout + spoken
+        if self._tracker.busy:
+            return self.limits.idle_timeout
+        return None
 
     def _decide(self, event: ev.Event) -> Decision:
         decision = self._tracker.feed(event)
         if decision.verdict is Verdict.STRAY:
             log.debug("out-of-place event (no utterance it can belong to): %r", event)
         return decision
-
-    async def _wait(self, awaiting: str) -> ev.Event:
-        if self._consuming:
-            raise AvatarError("this stream's events are already being consumed elsewhere")
-        bound: float | None = None
-        if self._finishing:
-            spoken = self._tracker.audio_bytes / _SECOND_OF_SPEECH
-            bound = self.limits.idle_timeout + spoken
-        elif self._tracker.busy:
-            bound = self.limits.idle_timeout
-        self._consuming = True
-        try:
-            if bound is None:  # nothing under way: the keepalive watches the peer
-                return await self._queue.get()
-            with anyio.move_on_after(bound):
-                return await self._queue.get()
-            raise TimeoutError(
-                f"the TTA service sent nothing for {bound:.1f}s while awaiting {awaiting} "
-                f"(idle_timeout={self.limits.idle_timeout}s)"
-            )
-        finally:
-            self._consuming = False
 
     def _wake(self) -> None:
         self._queue.force_put(_WAKEUP)
@@ -702,3 +716,8 @@ class Utterance:
     async def collect(self) -> list[ev.Event]:
         """Run the utterance to its end and return all its events."""
         return [event async for event in self]
+
+
+def _expire(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(False)  # the idle bound passed: _next raises TimeoutError
