@@ -1,23 +1,25 @@
-"""TTA receive throughput: the SDK vs a raw websockets loop vs the vendor demo's way.
+"""TTA receive cost: client CPU per frame of the SDK vs a raw websockets loop vs the vendor demo.
 
-Runs the emulator in a child process (cheap media mode: a pre-encoded loop
-padded to a fixed frame size, paced as fast as possible), then, against the
-same stream, measures frames/s and MB/s of:
+Against ``_frame_server.py`` (its own process; pre-encoded frames written in
+~1 MiB batches, so it is never the bottleneck: its CPU per frame and the bytes
+queued in its sockets are printed), one utterance of N media frames
+alternating random-byte video (incompressible, like H.264) and 40 ms chunks of
+speech-like PCM (1280 bytes, the service's cadence) is received by:
 
-  raw    a bare ``async for message in ws`` loop (websockets, compression off)
+  raw    a bare ``async for message in ws`` websockets loop, compression off
   sdk    ``async for event in stream.say(text)`` — decoded, typed events
-  naive  the vendor document's demo loop: ``websockets.connect`` with its
-         defaults, header sliced and decoded per frame, payload copied
-  naive_nodeflate  the same loop with compression off, to separate the two costs
+  naive  the vendor demo's loop (doc 001 §5.1.1) as written: ``websockets.connect``
+         with its defaults (permessage-deflate negotiated), header sliced,
+         ``json.loads`` on events, payload sliced ``data[8:]``
 
-for ~1.3 KB and ~40 KB frames.  Variants are interleaved over several rounds
-(in a rotating order) and the median kept; ratios are medians of the
-per-round ratios (these machines are noisy).  Besides wall-clock frames/s,
-each variant's client CPU time per frame is reported: the emulator runs in
-another process, so when it is the bottleneck the wall-clock rates tie and the
-CPU cost is what tells the clients apart.  Prints one JSON line.
+on 1.3 KB and 40 KB video frames.  Every measurement is a fresh client process
+(the same fixed ``MALLOC_*`` thresholds in each, PERF-NOTES) that first runs a
+short warm-up session, then the measured one; the gate is the client's CPU
+time (``process_time``) from the first frame to voice_end, per frame.  Rounds
+run every variant once in a rotating order; ratios are paired within a round.
+Prints one JSON line (``targets`` says which of the issue's targets hold).
 
-    python benchmarks/tta_receive.py [--frames 3000] [--rounds 5]
+    python benchmarks/tta_receive.py [--rounds 5] [--quick]
 """
 
 from __future__ import annotations
@@ -25,79 +27,49 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import resource
 import statistics
+import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
-import websockets
+from _bench import APPID, CONFIG, HEADERS, TOKEN, FrameServer, loadavg, run_child, spread
 
-from avatarkit import AvatarSession, Endpoints, events
-from avatarkit.emulator import media
-from avatarkit.emulator.process import spawn_emulator
-from avatarkit.tta import frames
-
-CHAR = "好"  # one CJK character = 220 ms of speech = 5.5 video frames
+SIZES = {"1.3KB": 1280, "40KB": 40960}  # video frame payload bytes
+AUDIO_BYTES = 1280  # 40 ms of 16 kHz PCM per audio frame, as the service sends it
+VARIANTS = ("raw", "sdk", "naive")
+WARMUP_FRAMES = 400
 
 
-def text_for(n_frames: int) -> str:
-    return CHAR * max(1, round(n_frames * 40 / 220)) + "。"
-
-
-class Server:
-    """The emulator in its own process, cheap media paced as fast as possible."""
-
-    def __init__(self, frame_bytes: int, audio_chunk_ms: int) -> None:
-        self._spawned = spawn_emulator(
-            "--pace",
-            "fast",
-            "--media",
-            "cheap",
-            "--frame-bytes",
-            str(frame_bytes),
-            "--audio-chunk-ms",
-            str(audio_chunk_ms),
-        )
-        proc = self._spawned.__enter__()
-        self.appid, self.token = proc.appid, proc.token
-        self.tta = proc.endpoints.tta
-        self.url = f"{self.tta}/2d?appid={self.appid}&access_token={self.token}"
-
-    def close(self) -> None:
-        self._spawned.__exit__(None, None, None)
-
-
-CONFIG = '{"role":"GuoXiaoyuan","video":{"video_width":240,"video_height":240}}'
-HEADERS = {"Resource-Id": "volc.avatar.2d"}
-
-# What each measurement returns: frames, payload bytes, and the wall-clock and
-# CPU seconds from the first frame to the end of the utterance.
-Result = tuple[int, int, float, float]
+# -- the clients (run in the child) --------------------------------------------
 
 
 class Clock:
     def __init__(self) -> None:
         self.wall = self.cpu = 0.0
+        self.faults = 0
 
     def start(self) -> None:
+        self.faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         self.wall, self.cpu = time.perf_counter(), time.process_time()
 
-    def result(self, count: int, size: int) -> Result:
-        return count, size, time.perf_counter() - self.wall, time.process_time() - self.cpu
+    def result(self, count: int, size: int) -> dict[str, Any]:
+        cpu, wall = time.process_time() - self.cpu, time.perf_counter() - self.wall
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - self.faults
+        return {"frames": count, "bytes": size, "wall_s": wall, "cpu_s": cpu, "minflt": faults}
 
 
-async def start_utterance(ws: websockets.ClientConnection, text: str) -> None:
-    """Open the TTA session and send the chat, as both hand-written clients do."""
-    await ws.send(frames.encode_open(CONFIG))
-    await ws.recv()
-    await ws.send(frames.encode_chat(text))
+async def raw(url: str, base: str, text: str) -> dict[str, Any]:
+    import websockets
 
-
-async def raw(server: Server, text: str) -> Result:
     async with websockets.connect(
-        server.url, additional_headers=HEADERS, compression=None, max_size=None
+        url, additional_headers=HEADERS, compression=None, max_size=None
     ) as ws:
-        await start_utterance(ws, text)
+        await ws.send("|CTL|00|" + CONFIG)
+        await ws.recv()
+        await ws.send("|CTL|02|" + text)
         count = size = 0
         clock = Clock()
         async for message in ws:
@@ -110,9 +82,10 @@ async def raw(server: Server, text: str) -> Result:
         return clock.result(count, size)
 
 
-async def sdk(server: Server, text: str) -> Result:
-    endpoints = Endpoints(tta=server.tta)
-    async with AvatarSession(server.appid, server.token, endpoints=endpoints) as av:
+async def sdk(url: str, base: str, text: str) -> dict[str, Any]:
+    from avatarkit import AvatarSession, Endpoints, events
+
+    async with AvatarSession(APPID, TOKEN, endpoints=Endpoints(tta=base)) as av:
         async with av.tta.open(
             role="GuoXiaoyuan", video={"video_width": 240, "video_height": 240}
         ) as stream:
@@ -130,11 +103,16 @@ async def sdk(server: Server, text: str) -> Result:
             return clock.result(count, size)
 
 
-# The vendor demo's constants and loop (doc 001 §5.1.1), minus its prints and files.
+# The vendor demo's constants and loop (doc 001 §5.1.1 generate_stream), minus its
+# prints; its file writes keep the sliced payload.
 AUDIO_DATA_HEADER = "|DAT|00|"
 VIDEO_DATA_HEADER = "|DAT|01|"
 JSON_DATA_HEADER = "|DAT|02|"
 MSG_HEADER = "|MSG|00|"
+OPEN_SESSION_HEADER = "|CTL|00|"
+CLOSE_SESSION_HEADER = "|CTL|01|"
+CHAT_HEADER = "|CTL|02|"
+VOICE_START = "voice_start"
 VOICE_END = "voice_end"
 
 
@@ -144,13 +122,18 @@ def parse_event(data: str) -> tuple[str, Any]:
     return info["type"], info["data"]
 
 
-async def _naive(server: Server, text: str, compression: str | None) -> Result:
-    async with websockets.connect(
-        server.url, additional_headers=HEADERS, compression=compression, max_size=None
-    ) as ws:
-        await start_utterance(ws, text)
-        count = size = 0
-        clock = Clock()
+async def naive(url: str, base: str, text: str) -> dict[str, Any]:
+    import websockets
+
+    count = size = 0
+    clock = Clock()
+    data: Any  # the demo reuses one name for what it sends and receives
+    async with websockets.connect(url, additional_headers=HEADERS) as ws:  # the demo's defaults
+        data = OPEN_SESSION_HEADER + CONFIG
+        await ws.send(data)
+        data = await ws.recv()
+        data = CHAT_HEADER + text
+        await ws.send(data)
         while True:
             data = await ws.recv()
             if not count:
@@ -160,88 +143,171 @@ async def _naive(server: Server, text: str, compression: str | None) -> Result:
             if header == JSON_DATA_HEADER:
                 event, _ = parse_event(data[8:])
                 size += len(data)
-                if event == VOICE_END:
+                if event == VOICE_START:
+                    pass
+                elif event == VOICE_END:
+                    result = clock.result(count, size)
+                    await ws.send(CLOSE_SESSION_HEADER)
                     break
             elif header == MSG_HEADER:
                 size += len(data)
                 msg = json.loads(data[8:])
                 if msg["code"] != 1000:
                     break
-            elif bytes.decode(header) in (AUDIO_DATA_HEADER, VIDEO_DATA_HEADER):
-                payload = data[8:]  # the demo writes this copy to a file
-                size += len(payload) + 8
-        return clock.result(count, size)
+            else:
+                if bytes.decode(header) == AUDIO_DATA_HEADER:
+                    payload = data[8:]  # audio_file.write(data[8:])
+                    size += len(payload) + 8
+                elif bytes.decode(header) == VIDEO_DATA_HEADER:
+                    payload = data[8:]  # video_file.write(data[8:])
+                    size += len(payload) + 8
+    return result
 
 
-async def naive(server: Server, text: str) -> Result:
-    return await _naive(server, text, "deflate")  # websockets.connect's default, as in the demo
-
-
-async def naive_nodeflate(server: Server, text: str) -> Result:
-    return await _naive(server, text, None)
-
-
-VARIANTS: dict[str, Callable[[Server, str], Awaitable[Result]]] = {
+CLIENTS: dict[str, Callable[[str, str, str], Awaitable[dict[str, Any]]]] = {
     "raw": raw,
     "sdk": sdk,
     "naive": naive,
-    "naive_nodeflate": naive_nodeflate,
 }
 
 
-async def measure(server: Server, n_frames: int, rounds: int) -> dict[str, Any]:
-    text = text_for(n_frames)
-    for variant in VARIANTS.values():  # warm up: imports, caches, the server's loop
-        await variant(server, text_for(50))
-    names = list(VARIANTS)
-    samples: dict[str, list[Result]] = {name: [] for name in names}
+def chat_text(frames: int, size: int) -> str:
+    return f"bench frames={frames} video={size} audio={AUDIO_BYTES}"
+
+
+def child(args: argparse.Namespace) -> None:
+    client = CLIENTS[args.variant]
+    base = f"ws://127.0.0.1:{args.port}"
+    url = f"{base}/2d?appid={APPID}&access_token={TOKEN}"
+
+    async def run() -> dict[str, Any]:
+        await client(url, base, chat_text(WARMUP_FRAMES, args.size))  # imports, caches
+        return await client(url, base, chat_text(args.frames, args.size))
+
+    if args.profile:
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+        result = asyncio.run(run())
+        profiler.disable()
+        stats = pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime")
+        stats.print_stats(25)
+    else:
+        result = asyncio.run(run())
+    print(json.dumps(result))
+
+
+# -- the orchestrator ------------------------------------------------------------
+
+
+def measure(server: FrameServer, size: int, frames: int, rounds: int) -> dict[str, Any]:
+    script = Path(__file__).resolve()
+    runs: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
     for round_ in range(rounds):
-        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
-            samples[name].append(await VARIANTS[name](server, text))
+        shift = round_ % len(VARIANTS)
+        for variant in VARIANTS[shift:] + VARIANTS[:shift]:
+            server.stats(reset=True)
+            result = run_child(
+                script,
+                ["--variant", variant, "--port", str(server.port), "--size", str(size),
+                 "--frames", str(frames)],
+            )  # fmt: skip
+            srv = server.stats()
+            result["server_cpu_us_per_frame"] = srv["cpu_since_reset_s"] / srv["frames"] * 1e6
+            result["server_queued_median_bytes"] = srv["queued_median_bytes"]
+            result["server_queued_p10_bytes"] = srv["queued_p10_bytes"]
+            result["server_queued_min_bytes"] = srv["queued_min_bytes"]
+            result["cpu_us"] = result["cpu_s"] / result["frames"] * 1e6
+            runs[variant].append(result)
     out: dict[str, Any] = {}
-    for name, results in samples.items():
-        out[name] = {
-            "frames": results[0][0],
-            "avg_frame_bytes": results[0][1] // results[0][0],
-            "frames_per_s": round(statistics.median(c / w for c, _, w, _ in results)),
-            "MB_per_s": round(statistics.median(s / w / 1e6 for _, s, w, _ in results), 1),
-            "cpu_us_per_frame": round(statistics.median(p / c * 1e6 for c, _, _, p in results), 1),
+    for variant, results in runs.items():
+        out[variant] = {
+            "frames": results[0]["frames"],
+            "avg_frame_bytes": results[0]["bytes"] // results[0]["frames"],
+            "cpu_us_per_frame": spread([r["cpu_us"] for r in results]),
+            "frames_per_s": spread([r["frames"] / r["wall_s"] for r in results], 0),
+            "minflt_per_frame": round(
+                statistics.median(r["minflt"] / r["frames"] for r in results), 3
+            ),
+            "server_cpu_us_per_frame": spread([r["server_cpu_us_per_frame"] for r in results]),
+            "server_queued_median_MB": round(
+                statistics.median(r["server_queued_median_bytes"] for r in results) / 1e6, 2
+            ),
+            "server_queued_p10_MB": round(
+                min(r["server_queued_p10_bytes"] for r in results) / 1e6, 2
+            ),
+            "server_queued_min_MB": round(
+                min(r["server_queued_min_bytes"] for r in results) / 1e6, 2
+            ),
         }
-
-    def paired(a: str, b: str, index: int, invert: bool = False) -> float:
-        ratios = [
-            (y[index] / x[index]) if invert else (x[index] / y[index])
-            for x, y in zip(samples[a], samples[b], strict=True)
+    # The server is not the bottleneck: far less CPU per frame than the cheapest
+    # client, and MBs always waiting in its socket for the client.
+    cheapest = min(out[v]["cpu_us_per_frame"]["median"] for v in VARIANTS)
+    server_cpu = max(out[v]["server_cpu_us_per_frame"]["median"] for v in VARIANTS)
+    queued = min(out[v]["server_queued_median_MB"] for v in VARIANTS)
+    out["server_cpu_over_cheapest_client"] = round(server_cpu / cheapest, 3)
+    out["server_not_bottleneck"] = server_cpu < 0.6 * cheapest and queued >= 1.0
+    for other in ("raw", "naive"):
+        paired = [
+            o["cpu_s"] / o["frames"] / (s["cpu_s"] / s["frames"])
+            for o, s in zip(runs[other], runs["sdk"], strict=True)
         ]
-        return round(statistics.median(ratios), 3)
-
-    # frames/s ratio = b's wall time / a's (same frame count); CPU ratio = b's CPU / a's.
-    for other in ("raw", "naive", "naive_nodeflate"):
-        out[f"sdk_vs_{other}"] = paired("sdk", other, 2, invert=True)
-        out[f"cpu_{other}_over_sdk"] = paired("sdk", other, 3, invert=True)
+        medians = (
+            out[other]["cpu_us_per_frame"]["median"] / out["sdk"]["cpu_us_per_frame"]["median"]
+        )
+        out[f"cpu_{other}_over_sdk"] = {**spread(paired, 3), "of_medians": round(medians, 3)}
     return out
 
 
-async def main() -> None:
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=3000, help="video frames per utterance")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--frames-small", type=int, default=40000, help="media frames, 1.3 KB")
+    parser.add_argument("--frames-large", type=int, default=12000, help="media frames, 40 KB")
     parser.add_argument("--sizes", default="1.3KB,40KB", help="which frame sizes to run")
+    parser.add_argument("--quick", action="store_true", help="3 rounds, fewer frames (< 1 min)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--frames", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--profile", action="store_true", help="(child) cProfile to stderr, by self time"
+    )
     args = parser.parse_args()
-    report: dict[str, Any] = {"benchmark": "tta_receive", "rounds": args.rounds}
-    # 1.3 KB: 40 ms audio chunks (1280 B) and video frames padded to 1280 B.
-    # 40 KB: 1280 ms audio chunks (40960 B) and video frames padded to 40960 B.
-    for label, frame_bytes, chunk_ms in (("1.3KB", 1280, 40), ("40KB", 40960, 1280)):
-        if label not in args.sizes.split(","):
-            continue
-        server = Server(frame_bytes, chunk_ms)
-        try:
-            report[label] = await measure(server, args.frames, args.rounds)
-        finally:
-            server.close()
-    assert media.FRAME_MS == 40
+    if args.child:
+        child(args)
+        return
+    if args.quick:
+        args.rounds, args.frames_small, args.frames_large = 3, 16000, 6000
+    report: dict[str, Any] = {
+        "benchmark": "tta_receive",
+        "gate": "client CPU per frame (process_time, first frame to voice_end)",
+        "rounds": args.rounds,
+        "loadavg_before": loadavg(),
+    }
+    prebuild = ",".join(f"{SIZES[label]}/{AUDIO_BYTES}" for label in args.sizes.split(","))
+    with FrameServer("--prebuild", prebuild) as server:
+        for label in args.sizes.split(","):
+            frames = args.frames_small if label == "1.3KB" else args.frames_large
+            report[label] = measure(server, SIZES[label], frames, args.rounds)
+    report["loadavg_after"] = loadavg()
+    targets: dict[str, bool] = {}
+    for label, key, goal in (
+        ("1.3KB", "raw", 1.0),
+        ("40KB", "raw", 1.0),
+        ("40KB", "naive", 1.5),
+    ):
+        if label in report:
+            ratio = report[label][f"cpu_{key}_over_sdk"]["median"]
+            targets[f"sdk_vs_{key}_cpu_{label}>={goal}"] = ratio >= goal
+    report["targets"] = targets
+    missed = [name for name, ok in targets.items() if not ok]
+    report["missed"] = missed or None
     print(json.dumps(report))
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()
