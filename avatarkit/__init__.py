@@ -15,6 +15,8 @@
 The local emulator lives in :mod:`avatarkit.emulator` (``emulator`` extra).
 """
 
+from typing import TYPE_CHECKING, Any
+
 from avatarkit._progress import UploadProgress
 from avatarkit._redact import protect_library_loggers
 from avatarkit._retry import RetryEvent, RetryPolicy, on_retry
@@ -30,19 +32,58 @@ from avatarkit.errors import (
     TrainingFailed,
     ValidationError,
 )
-from avatarkit.tta import events
-from avatarkit.tta.config import (
-    Logo,
-    RoleConf,
-    RtcConfig,
-    RtmpConfig,
-    SessionConfig,
-    VideoConfig,
-)
-from avatarkit.tta.limits import StreamLimits
-from avatarkit.tta.stream import TtaStream, Utterance
-from avatarkit.tta.video import ProducedVideo
-from avatarkit.voice import ConvertedAudio
+
+# The rest loads on first use (PEP 562): ``import avatarkit`` loads what making an
+# AvatarSession needs, not the WebSocket client, SSML, uploads or media.  The
+# type checker sees ordinary imports.
+if TYPE_CHECKING:
+    from avatarkit.tta import events
+    from avatarkit.tta.config import (
+        Logo,
+        RoleConf,
+        RtcConfig,
+        RtmpConfig,
+        SessionConfig,
+        VideoConfig,
+    )
+    from avatarkit.tta.limits import StreamLimits
+    from avatarkit.tta.stream import TtaStream, Utterance
+    from avatarkit.tta.video import ProducedVideo
+    from avatarkit.voice import ConvertedAudio
+
+#: Lazily loaded name -> the module that defines it ("" for a submodule itself).
+_LAZY: dict[str, tuple[str, str]] = {
+    "events": ("avatarkit.tta.events", ""),
+    "Logo": ("avatarkit.tta.config", "Logo"),
+    "RoleConf": ("avatarkit.tta.config", "RoleConf"),
+    "RtcConfig": ("avatarkit.tta.config", "RtcConfig"),
+    "RtmpConfig": ("avatarkit.tta.config", "RtmpConfig"),
+    "SessionConfig": ("avatarkit.tta.config", "SessionConfig"),
+    "VideoConfig": ("avatarkit.tta.config", "VideoConfig"),
+    "StreamLimits": ("avatarkit.tta.limits", "StreamLimits"),
+    "TtaStream": ("avatarkit.tta.stream", "TtaStream"),
+    "Utterance": ("avatarkit.tta.stream", "Utterance"),
+    "ProducedVideo": ("avatarkit.tta.video", "ProducedVideo"),
+    "ConvertedAudio": ("avatarkit.voice.client", "ConvertedAudio"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module_name, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    import importlib
+
+    module = importlib.import_module(module_name)
+    value = getattr(module, attr) if attr else module
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __version__ = "0.1.0"
 

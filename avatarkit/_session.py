@@ -4,22 +4,29 @@ from __future__ import annotations
 
 import os
 import types
+from functools import cached_property
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 import anyio
-import httpx
 import msgspec
-from anyio.abc import TaskGroup
 
 from avatarkit._redact import protected_logger, register_secret
 from avatarkit._retry import RetryPolicy
-from avatarkit.digime.client import DigimeClient, VoiceCloneClient
 from avatarkit.errors import AvatarError, ValidationError
-from avatarkit.tta.client import TtaClient
-from avatarkit.tta.limits import StreamLimits
-from avatarkit.tta.stream import TtaStream
-from avatarkit.voice.client import VoiceClient
+
+# Everything else loads on first use (``import avatarkit`` stays cheap): the
+# sub-clients are made when ``av.tta``/``av.digime``/``av.voice``/``av.voice_clone``
+# is first read, httpx when ``av.http`` first makes a client.
+if TYPE_CHECKING:
+    import httpx
+    from anyio.abc import TaskGroup
+
+    from avatarkit.digime.client import DigimeClient, VoiceCloneClient
+    from avatarkit.tta.client import TtaClient
+    from avatarkit.tta.limits import StreamLimits
+    from avatarkit.tta.stream import TtaStream
+    from avatarkit.voice.client import VoiceClient
 
 __all__ = ["AvatarSession", "Endpoints"]
 
@@ -106,19 +113,50 @@ class AvatarSession:
             raise ValidationError("max_uploads", max_uploads, "must be >= 1")
         self.upload_slots = anyio.CapacityLimiter(max_uploads)
         self.journal_dir = Path(journal_dir) if journal_dir is not None else None
-        self.digime = DigimeClient(self)
-        self.voice_clone = VoiceCloneClient(self)
-        self.voice = VoiceClient(self)
-        if stream_limits is not None and not isinstance(stream_limits, StreamLimits):
-            raise ValidationError("stream_limits", stream_limits, "must be a StreamLimits")
-        self.tta = TtaClient(
+        if stream_limits is not None:
+            from avatarkit.tta.limits import StreamLimits
+
+            if not isinstance(stream_limits, StreamLimits):
+                raise ValidationError("stream_limits", stream_limits, "must be a StreamLimits")
+        self._stream_limits = stream_limits
+
+    # -- the sub-clients, made on first use -------------------------------
+    # (cached_property: made once, then a plain attribute; assigning one replaces it)
+
+    @cached_property
+    def tta(self) -> TtaClient:
+        """TTA streams: ``av.tta.open(role=…)``."""
+        from avatarkit.tta.client import TtaClient
+
+        return TtaClient(
             self,
             base_url=self.endpoints.tta,
-            appid=appid,
-            token=token,
+            appid=self.appid,
+            token=self._token,
             retry=self.retry,
-            limits=stream_limits,
+            limits=self._stream_limits,
         )
+
+    @cached_property
+    def digime(self) -> DigimeClient:
+        """Digime training uploads: ``av.digime.upload(…)``."""
+        from avatarkit.digime.client import DigimeClient
+
+        return DigimeClient(self)
+
+    @cached_property
+    def voice_clone(self) -> VoiceCloneClient:
+        """Voice-clone training."""
+        from avatarkit.digime.client import VoiceCloneClient
+
+        return VoiceCloneClient(self)
+
+    @cached_property
+    def voice(self) -> VoiceClient:
+        """SAMI voice conversion: ``av.voice.convert(…)``."""
+        from avatarkit.voice.client import VoiceClient
+
+        return VoiceClient(self)
 
     @classmethod
     def from_env(cls, **kwargs: object) -> AvatarSession:
@@ -168,6 +206,8 @@ class AvatarSession:
         if self._state != "open":
             raise AvatarError("the session is not open: use `async with AvatarSession(...)`")
         if self._http is None:
+            import httpx
+
             self._http = httpx.AsyncClient(timeout=self._timeout)
         return self._http
 

@@ -12,7 +12,6 @@ import msgspec
 
 from avatarkit._http import retrying
 from avatarkit._redact import protected_logger
-from avatarkit.digime.journal import Journal, default_journal_dir
 from avatarkit.digime.rules import (
     DEFAULT_PART_SIZE,
     MIN_PART_SIZE,
@@ -24,7 +23,6 @@ from avatarkit.digime.rules import (
     check_tts_type,
     check_type,
 )
-from avatarkit.digime.source import Source, open_source
 from avatarkit.digime.upload import (
     Upload,
     Uploader,
@@ -41,9 +39,12 @@ from avatarkit.digime.wire import (
 )
 from avatarkit.errors import ProtocolError, TimeoutError, TrainingFailed, ValidationError
 
+# Loaded on the first upload: the file/folder sources (tarfile for folders) and
+# the resume journal (tempfile, hashlib).
 if TYPE_CHECKING:
     from avatarkit._session import AvatarSession
     from avatarkit.digime.callbacks import CallbackReceiver
+    from avatarkit.digime.source import Source
 
 __all__ = ["VIDEO_RESOLUTIONS", "DigimeClient", "VoiceCloneClient"]
 
@@ -104,6 +105,9 @@ class _Uploads:
         on_progress: ProgressCallback | None,
         check: Callable[[Path], None] | None = None,
     ) -> Upload:
+        from avatarkit.digime.journal import Journal, default_journal_dir
+        from avatarkit.digime.source import open_source
+
         session = self._session
         source_path = Path(path).expanduser()
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -22,8 +21,9 @@ from avatarkit.errors import ValidationError
 __all__ = ["AUDIO_EXTENSIONS", "FileSource", "Source", "TarFolderSource", "open_source"]
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".mp3", ".pcm", ".m4a", ".aac", ".flac", ".ogg", ".opus"})
-_BLOCK = tarfile.BLOCKSIZE  # 512
-_RECORD = tarfile.RECORDSIZE  # 10240: tar pads the archive to whole records
+# tarfile is imported where a folder is packed; its constants are checked in the tests.
+_BLOCK = 512  # tarfile.BLOCKSIZE
+_RECORD = 10240  # tarfile.RECORDSIZE: tar pads the archive to whole records
 _SAMPLES = 16
 _SAMPLE_BYTES = 4096
 
@@ -119,6 +119,8 @@ class TarFolderSource:
                 str(folder),
                 f"holds no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))})",
             )
+        import tarfile  # only a folder upload builds tar headers
+
         self.path = folder
         self._segments: list[_Segment] = []
         self._members: list[tuple[str, int, int]] = []

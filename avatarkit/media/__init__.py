@@ -14,11 +14,26 @@ Only :class:`Mp4Writer` needs PyAV (``pip install 'avatarkit[media]'``); it is
 imported when one is created.
 """
 
-from avatarkit.media.h264 import H264Writer, is_keyframe
-from avatarkit.media.mp4 import Mp4Writer
-from avatarkit.media.recorder import Recorder, Recording
-from avatarkit.media.subtitles import SubtitleTrack
-from avatarkit.media.wav import WavWriter
+from typing import TYPE_CHECKING, Any
+
+# Writers load on first use (PEP 562); the type checker sees ordinary imports.
+if TYPE_CHECKING:
+    from avatarkit.media.h264 import H264Writer, is_keyframe
+    from avatarkit.media.mp4 import Mp4Writer
+    from avatarkit.media.recorder import Recorder, Recording
+    from avatarkit.media.subtitles import SubtitleTrack
+    from avatarkit.media.wav import WavWriter
+
+#: Lazily loaded name -> the module that defines it.
+_LAZY: dict[str, str] = {
+    "H264Writer": "avatarkit.media.h264",
+    "is_keyframe": "avatarkit.media.h264",
+    "Mp4Writer": "avatarkit.media.mp4",
+    "Recorder": "avatarkit.media.recorder",
+    "Recording": "avatarkit.media.recorder",
+    "SubtitleTrack": "avatarkit.media.subtitles",
+    "WavWriter": "avatarkit.media.wav",
+}
 
 __all__ = [
     "H264Writer",
@@ -29,3 +44,19 @@ __all__ = [
     "WavWriter",
     "is_keyframe",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module_name = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    import importlib
+
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -16,7 +16,6 @@ from __future__ import annotations
 import array
 import os
 import sys
-import wave
 from collections.abc import Iterator
 from typing import Final
 
@@ -132,6 +131,8 @@ def wav_chunks(
     path: str | os.PathLike[str], frames: int = 16_000
 ) -> Iterator[tuple[bytes, int, int]]:
     """(pcm, rate, channels) pieces of a 16-bit PCM WAV file."""
+    import wave  # only this path reads WAV files
+
     try:
         wav = wave.open(os.fspath(path), "rb")  # noqa: SIM115 - closed by the with below
     except FileNotFoundError:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import quote
 
 from avatarkit._retry import RetryPolicy
 from avatarkit.errors import ValidationError
 from avatarkit.tta.config import KNOWN_ROLES_3D, SessionConfig, make_config
 from avatarkit.tta.limits import StreamLimits
-from avatarkit.tta.stream import StreamOwner, TtaStream
+
+if TYPE_CHECKING:
+    # The stream (and with it the WebSocket client, SSML, audio) loads on the first open().
+    from avatarkit.tta.stream import StreamOwner, TtaStream
 
 __all__ = ["TtaClient", "tta_url"]
 
@@ -118,6 +121,8 @@ class TtaClient:
         dim: Dimension = dimension or ("3d" if cfg.role in KNOWN_ROLES_3D else "2d")
         if dim not in ("2d", "3d"):
             raise ValidationError("dimension", dim, "must be '2d' or '3d'")
+        from avatarkit.tta.stream import TtaStream
+
         return TtaStream(
             self._owner,
             url=tta_url(self._base_url, dim, self._appid, self._token),

@@ -51,18 +51,20 @@ from __future__ import annotations
 
 import math
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final, Literal, NoReturn, Self
+from typing import TYPE_CHECKING, Final, Literal, NoReturn, Self
 from urllib.parse import urlsplit
-from xml.parsers import expat
 
 from avatarkit._redact import protected_logger
 from avatarkit._schema_errors import printable, reportable
 from avatarkit.errors import ValidationError
 from avatarkit.tta.catalogs import ACTIONS, CAMERA_MODE, CAMERA_SCENES, FONTS
 from avatarkit.tta.config import KNOWN_ROLES_2D, KNOWN_ROLES_3D
+
+# The XML parser loads on the first validate() (building and escaping need none of it).
+if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET
 
 __all__ = [
     "ACTIONS",
@@ -746,6 +748,8 @@ def _parse_error(text: str, wrapped: bool, exc: ET.ParseError) -> ValidationErro
     source = lines[min(line, len(lines)) - 1]
     column = min(max(column, 0), len(source))
     excerpt = source[max(column - 20, 0) : column + 20]
+    from xml.parsers import expat
+
     reason = expat.ErrorString(exc.code) or "parse error"
     return ValidationError(
         _FIELD, excerpt, f"malformed XML ({reason}) at line {line}, column {column + 1}"
@@ -753,6 +757,8 @@ def _parse_error(text: str, wrapped: bool, exc: ET.ParseError) -> ValidationErro
 
 
 def _parse(text: str) -> ET.Element:
+    import xml.etree.ElementTree as ET
+
     _check_chars(text)
     declaration = _DECLARATION.search(text)
     if declaration is not None:

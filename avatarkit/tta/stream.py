@@ -21,14 +21,12 @@ import asyncio
 import os
 import types
 from collections.abc import AsyncIterable, AsyncIterator, Generator, Mapping
-from typing import Any, Final, Protocol, Self
+from typing import TYPE_CHECKING, Any, Final, Protocol, Self
 from xml.sax.saxutils import quoteattr
 
 import anyio
-import httpx
 from anyio.abc import TaskGroup
 
-from avatarkit._http import is_transient
 from avatarkit._queue import Closed, EventQueue
 from avatarkit._redact import protected_logger, redact_url
 from avatarkit._retry import RetryPolicy, retry
@@ -52,11 +50,15 @@ from avatarkit.tta.frames import MsgCode, MsgType
 from avatarkit.tta.limits import StreamLimits
 from avatarkit.tta.video import ProducedVideo
 
+if TYPE_CHECKING:
+    import httpx
+
 __all__ = ["AudioDrive", "StreamRecording", "TtaStream", "Utterance"]
 
 log = protected_logger("avatarkit.tta")
 
 _SECOND_OF_SPEECH: Final = 32_000  # bytes of 16 kHz mono s16le
+_STRAY: Final = "out-of-place event (no utterance it can belong to): %r"
 
 
 class StreamOwner(Protocol):
@@ -170,6 +172,8 @@ class TtaStream:
             raise StreamClosed(f"stream already {self._state}")
         self._state = "opening"
         config_json = encode_config(self.config)
+        from avatarkit._http import is_transient  # the one rule; it loads httpx, so only here
+
         try:
             self._conn = await retry(
                 lambda: self._connect_once(config_json),
@@ -505,7 +509,7 @@ class TtaStream:
     def _decide(self, event: ev.Event) -> Decision:
         decision = self._tracker.feed(event)
         if decision.verdict is Verdict.STRAY:
-            log.debug("out-of-place event (no utterance it can belong to): %r", event)
+            log.debug(_STRAY, event)
         return decision
 
     def _wake(self) -> None:
@@ -686,7 +690,7 @@ class Utterance:
                 "this utterance's events were consumed by a later say(); "
                 "iterate each utterance to its end before the next"
             )
-        queue = stream._queue
+        queue, tracker = stream._queue, stream._tracker
         while True:
             if self._failure is not None:
                 self._done = True
@@ -700,7 +704,9 @@ class Utterance:
                 event = await stream._next("the utterance's voice_end")
             if event is _WAKEUP:
                 continue
-            verdict, owner = stream._decide(event)
+            verdict, owner = tracker.feed(event)
+            if verdict is Verdict.STRAY:
+                log.debug(_STRAY, event)
             if stream._taps:
                 await stream._taps.feed(event)
             if owner != uid:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
-import httpx
 
-from avatarkit._http import http_errors, retrying
 from avatarkit._redact import redact_url
 from avatarkit._retry import RetryPolicy
 from avatarkit.errors import ServiceError, ValidationError
 from avatarkit.tta.events import SubtitleItem
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["ProducedVideo"]
 
@@ -51,6 +53,8 @@ class ProducedVideo:
 
     async def read(self) -> bytes:
         """The video's bytes, downloading them first when only a URL is known."""
+        from avatarkit import _http  # httpx loads only when a video is downloaded
+
         if self.data is not None:
             return self.data
         if self.url is None or self._http is None:
@@ -58,21 +62,25 @@ class ProducedVideo:
         url, http = self.url, self._http
 
         async def attempt() -> bytes:
-            with http_errors(_WHAT, url):
+            with _http.http_errors(_WHAT, url):
                 response = await http.get(url)
                 _check_status(response, url)
                 return response.content
 
-        self.data = await retrying(attempt, policy=self._retry, what=_WHAT)
+        self.data = await _http.retrying(attempt, policy=self._retry, what=_WHAT)
         return self.data
 
     async def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the video to ``path`` (atomically: a temp file renamed at the end)."""
+        from avatarkit import _http  # httpx loads only when a video is downloaded
+
         target = Path(path)
         partial = target.with_name(f".{target.name}.partial")
         try:
             if self.data is None and self.url is not None and self._http is not None:
-                await retrying(lambda: self._download(partial), policy=self._retry, what=_WHAT)
+                await _http.retrying(
+                    lambda: self._download(partial), policy=self._retry, what=_WHAT
+                )
             else:
                 await anyio.Path(partial).write_bytes(await self.read())
             await anyio.Path(partial).rename(target)
@@ -84,8 +92,10 @@ class ProducedVideo:
 
     async def _download(self, partial: Path) -> None:
         """One try: the whole body streamed into ``partial`` (rewritten from the start)."""
+        from avatarkit import _http  # httpx loads only when a video is downloaded
+
         assert self.url is not None and self._http is not None
-        with http_errors(_WHAT, self.url):
+        with _http.http_errors(_WHAT, self.url):
             async with self._http.stream("GET", self.url) as response:
                 _check_status(response, self.url)
                 try:

@@ -10,10 +10,8 @@ from urllib.parse import urlsplit
 import anyio
 import msgspec
 
-from avatarkit._http import http_errors, retrying
 from avatarkit._redact import protected_logger, redact_url
 from avatarkit.errors import AuthenticationError, ValidationError
-from avatarkit.voice.probe import probe_duration
 from avatarkit.voice.rules import (
     NAMESPACE,
     VERSION,
@@ -33,6 +31,8 @@ from avatarkit.voice.wire import (
     encode,
 )
 
+# Loaded on first use: httpx (``avatarkit._http``) on the first convert(), the WAV
+# probe (``wave``) on the first local source.
 if TYPE_CHECKING:
     from avatarkit._session import AvatarSession
 
@@ -135,6 +135,8 @@ def _read_checked(path: Path) -> bytes:
     if not path.is_file():
         raise ValidationError("source", str(path), "is not a regular file")
     check_size(info.st_size, str(path))  # before reading: a 5 GB file is refused unread
+    from avatarkit.voice.probe import probe_duration
+
     try:
         check_duration(probe_duration(path=path), str(path))
         data = path.read_bytes()
@@ -145,6 +147,8 @@ def _read_checked(path: Path) -> bytes:
 
 
 def _checked_bytes(data: bytes) -> bytes:
+    from avatarkit.voice.probe import probe_duration
+
     check_duration(probe_duration(data=data), f"<{len(data)} bytes>")
     return data
 
@@ -239,6 +243,8 @@ class VoiceClient:
             rate,
             channels,
         )
+        from avatarkit._http import http_errors, retrying
+
         http = session.http
         extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
 
