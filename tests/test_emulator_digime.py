@@ -680,12 +680,61 @@ async def test_shaper_keeps_one_bucket_per_connection() -> None:
     assert shaper.bucket_for(one).rate == 1000
 
 
+async def test_shaper_caps_all_connections_together(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``bandwidth_total_bps`` is one bucket for every connection, on top of each one's own."""
+    import types
+
+    from avatarkit.emulator import shaping
+
+    delays: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        delays.append(seconds)
+
+    monkeypatch.setattr(shaping, "anyio", types.SimpleNamespace(sleep=sleep))
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+
+    emu = Emulator(bandwidth_bps=1024, bandwidth_total_bps=2048)
+    shaper = Shaper(app, emu.options, emu.state, path_prefixes=("/x",))
+    a = {"type": "http", "path": "/x", "method": "PUT", "client": ("127.0.0.1", 5000)}
+    b = {**a, "client": ("127.0.0.1", 5001)}
+    total = shaper.total_bucket()
+    assert total is not None and total.rate == 2048 and shaper.total_bucket() is total
+    assert shaper._buckets_of(a)[1] is shaper._buckets_of(b)[1] is total
+    # A frozen clock and powers of two keep the arithmetic exact.
+    clock = lambda: 0.0  # noqa: E731
+    shaper._total = TokenBucket(2048, burst=256, clock=clock)
+    for scope in (a, b):
+        shaper._buckets[tuple(scope["client"])] = TokenBucket(1024, burst=256, clock=clock)
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": b"x" * 512, "more_body": False}
+
+    await shaper(a, receive, _no_send)
+    await shaper(b, receive, _no_send)
+    # a: its own bucket (256 short at 1 KiB/s) is the slower; b: the shared one,
+    # now 768 short at 2 KiB/s, is (per connection alone it would wait 0.25 s).
+    assert delays == [0.25, 0.375]
+
+    emu.options.bandwidth_bps = None  # the total cap alone
+    assert shaper._buckets_of(a) == (shaper._total,)
+    emu.options.bandwidth_total_bps = None
+    assert shaper._buckets_of(a) == () and shaper.total_bucket() is None
+
+
+async def _no_send(message: Any) -> None:
+    pass
+
+
 @pytest.mark.parametrize(
     "bad",
     [
         {"failure_rate": 1.5},
         {"failure_mode": "explode"},
         {"bandwidth_bps": 0},
+        {"bandwidth_total_bps": -1},
         {"latency_ms": -1},
         {"digime_min_part_bytes": 0},
         {"digime_init_data_shape": "list"},

@@ -73,6 +73,7 @@ class EmulatorOptions(msgspec.Struct, kw_only=True):
     digime_fail_conf_names: Collection[str] = ()
     latency_ms: float = 0.0
     bandwidth_bps: float | None = None
+    bandwidth_total_bps: float | None = None  # one cap shared by all connections (a link's total)
     failure_rate: float = 0.0
     failure_mode: Literal["5xx", "drop", "mixed"] = "mixed"
     fault_seed: int | None = None

@@ -5,10 +5,13 @@ it
 
 - waits ``options.latency_ms`` before each response starts;
 - caps how fast each TCP connection's request bodies are read
-  (``options.bandwidth_bps``, a :class:`TokenBucket` per connection).  While
-  the app does not ``receive``, uvicorn stops reading the socket, so the
-  client's upload really slows down (give or take uvicorn's 64 KiB buffer
-  and the kernel's socket buffers);
+  (``options.bandwidth_bps``, a :class:`TokenBucket` per connection), and how
+  fast all of them together are (``options.bandwidth_total_bps``, one
+  :class:`TokenBucket` shared by every connection: a link's total capacity,
+  so that parallel connections cannot each get the per-connection rate).
+  While the app does not ``receive``, uvicorn stops reading the socket, so
+  the client's upload really slows down (give or take uvicorn's 64 KiB
+  buffer and the kernel's socket buffers);
 - fails ``options.failure_rate`` of the requests its :class:`FaultTarget` s
   select, as ``options.failure_mode`` says:
 
@@ -87,6 +90,9 @@ def check_shaping_options(options: EmulatorOptions) -> None:
         raise ValidationError("latency_ms", options.latency_ms, "must be >= 0")
     if options.bandwidth_bps is not None and not options.bandwidth_bps > 0:
         raise ValidationError("bandwidth_bps", options.bandwidth_bps, "must be > 0 (or None)")
+    total = options.bandwidth_total_bps
+    if total is not None and not total > 0:
+        raise ValidationError("bandwidth_total_bps", total, "must be > 0 (or None)")
     if not 0.0 <= options.failure_rate <= 1.0:
         raise ValidationError("failure_rate", options.failure_rate, "must be between 0 and 1")
     if options.failure_mode not in ("5xx", "drop", "mixed"):
@@ -186,6 +192,7 @@ class Shaper:
         self.fault_targets = tuple(fault_targets)
         self.rng = random.Random(options.fault_seed)
         self._buckets: OrderedDict[Any, TokenBucket] = OrderedDict()
+        self._total: TokenBucket | None = None
         _silence_injected_drops()
 
     def bucket_for(self, scope: Scope) -> TokenBucket:
@@ -201,6 +208,20 @@ class Shaper:
         while len(self._buckets) > _MAX_BUCKETS:
             self._buckets.popitem(last=False)
         return bucket
+
+    def total_bucket(self) -> TokenBucket | None:
+        """The token bucket all connections share (``bandwidth_total_bps``), if any."""
+        rate = self.options.bandwidth_total_bps
+        if rate is None:
+            self._total = None
+        elif self._total is None or self._total.rate != rate:
+            self._total = TokenBucket(rate)
+        return self._total
+
+    def _buckets_of(self, scope: Scope) -> tuple[TokenBucket, ...]:
+        buckets = (self.bucket_for(scope),) if self.options.bandwidth_bps is not None else ()
+        total = self.total_bucket()
+        return buckets if total is None else (*buckets, total)
 
     def _fault(self, scope: Scope) -> tuple[FaultTarget, Literal["5xx", "drop"]] | None:
         rate = self.options.failure_rate
@@ -219,8 +240,9 @@ class Shaper:
         if scope["type"] != "http" or not scope["path"].startswith(self.path_prefixes):
             await self.app(scope, receive, send)
             return
-        if self.options.bandwidth_bps is not None:
-            receive = self._throttled(self.bucket_for(scope), receive)
+        buckets = self._buckets_of(scope)
+        if buckets:
+            receive = self._throttled(buckets, receive)
         if self.options.latency_ms > 0:
             send = self._delayed(self.options.latency_ms / 1000, send)
         fault = self._fault(scope)
@@ -239,11 +261,13 @@ class Shaper:
             await self._drop(scope, body, receive, send)
 
     @staticmethod
-    def _throttled(bucket: TokenBucket, receive: Receive) -> Receive:
+    def _throttled(buckets: tuple[TokenBucket, ...], receive: Receive) -> Receive:
         async def receive_throttled() -> Message:
             message = await receive()
             if message["type"] == "http.request":
-                delay = bucket.take(len(message.get("body", b"")))
+                size = len(message.get("body", b""))
+                # Every bucket is charged; the bytes pass once the slowest is covered.
+                delay = max([bucket.take(size) for bucket in buckets])
                 if delay > 0:
                     await anyio.sleep(delay)
             return message
