@@ -31,11 +31,20 @@ GARBAGE: Final = {
 BEHAVIOURS: Final = ("dead", "reset", "stall", *GARBAGE)
 
 
+_RESERVED: list[socket.socket] = []
+
+
 def dead_port() -> int:
-    """A loopback port nothing listens on (bound, then closed)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
+    """A loopback port nothing listens on.
+
+    It stays bound (never listening) for the rest of the run, so a connect is
+    refused at once and no other test's server can take the port meanwhile: a
+    port that was merely bound and closed could be reused, and then stall.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    _RESERVED.append(sock)
+    port: int = sock.getsockname()[1]
     return port
 
 

@@ -10,6 +10,7 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from avatarkit import AvatarSession, Endpoints, ProtocolError, RetryPolicy, events
 from avatarkit.tta import frames
+from tests.hostile import dead_port
 
 pytestmark = pytest.mark.anyio
 
@@ -124,14 +125,6 @@ async def tcp_server(behaviour: str) -> AsyncIterator[int]:
             tg.start_soon(listener.serve, handle)
             yield port
             tg.cancel_scope.cancel()
-
-
-def dead_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _session(port: int) -> AvatarSession:
