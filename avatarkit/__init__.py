@@ -15,8 +15,9 @@
 The local emulator lives in :mod:`avatarkit.emulator` (``emulator`` extra).
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from avatarkit._lazy import lazy_exports
 from avatarkit._progress import UploadProgress
 from avatarkit._redact import protect_library_loggers
 from avatarkit._retry import RetryEvent, RetryPolicy, on_retry
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
     from avatarkit.voice import ConvertedAudio
 
 #: Lazily loaded name -> the module that defines it ("" for a submodule itself).
-_LAZY: dict[str, tuple[str, str]] = {
+_LAZY: dict[str, str | tuple[str, str | None]] = {
     "events": ("avatarkit.tta.events", ""),
     "Logo": ("avatarkit.tta.config", "Logo"),
     "RoleConf": ("avatarkit.tta.config", "RoleConf"),
@@ -66,23 +67,6 @@ _LAZY: dict[str, tuple[str, str]] = {
     "ProducedVideo": ("avatarkit.tta.video", "ProducedVideo"),
     "ConvertedAudio": ("avatarkit.voice.client", "ConvertedAudio"),
 }
-
-
-def __getattr__(name: str) -> Any:
-    try:
-        module_name, attr = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    import importlib
-
-    module = importlib.import_module(module_name)
-    value = getattr(module, attr) if attr else module
-    globals()[name] = value  # the next lookup is a plain attribute
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
 
 
 __version__ = "0.1.0"
@@ -119,3 +103,5 @@ __all__ = [
     "events",
     "on_retry",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)

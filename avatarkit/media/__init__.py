@@ -14,7 +14,9 @@ Only :class:`Mp4Writer` needs PyAV (``pip install 'avatarkit[media]'``); it is
 imported when one is created.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from avatarkit._lazy import lazy_exports
 
 # Writers load on first use (PEP 562); the type checker sees ordinary imports.
 if TYPE_CHECKING:
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
     from avatarkit.media.wav import WavWriter
 
 #: Lazily loaded name -> the module that defines it.
-_LAZY: dict[str, str] = {
+_LAZY: dict[str, str | tuple[str, str | None]] = {
     "H264Writer": "avatarkit.media.h264",
     "is_keyframe": "avatarkit.media.h264",
     "Mp4Writer": "avatarkit.media.mp4",
@@ -46,17 +48,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    try:
-        module_name = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    import importlib
-
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value  # the next lookup is a plain attribute
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)

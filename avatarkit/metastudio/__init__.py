@@ -1,6 +1,8 @@
 """Huawei Cloud MetaStudio: 2D-avatar training jobs (AK/SK or IAM token auth)."""
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from avatarkit._lazy import lazy_exports
 
 # Names load on first use (PEP 562); the type checker sees ordinary imports.
 if TYPE_CHECKING:
@@ -9,7 +11,7 @@ if TYPE_CHECKING:
     from avatarkit.metastudio.wire import CommandResult, CreateJobResponse, Job, JobList, JobState
 
 #: Lazily loaded name -> the module that defines it.
-_LAZY: dict[str, str] = {
+_LAZY: dict[str, str | tuple[str, str | None]] = {
     "CommandResult": "avatarkit.metastudio.wire",
     "CreateJobResponse": "avatarkit.metastudio.wire",
     "Job": "avatarkit.metastudio.wire",
@@ -32,17 +34,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    try:
-        module_name = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    import importlib
-
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value  # the next lookup is a plain attribute
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)

@@ -7,10 +7,12 @@
         await audio.save("out.wav")
 
 The rules (:mod:`avatarkit.voice.rules`) and the wire format
-(:mod:`avatarkit.voice.wire`) are pure; the emulator enforces the same ones.
+(:mod:`avatarkit.voice.wire`) are pure; the emulator has its own reading of doc 002.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from avatarkit._lazy import lazy_exports
 
 # Names load on first use (PEP 562): the client brings httpx; the type checker sees imports.
 if TYPE_CHECKING:
@@ -18,7 +20,7 @@ if TYPE_CHECKING:
     from avatarkit.voice.speakers import SPEAKERS, Speaker
 
 #: Lazily loaded name -> the module that defines it.
-_LAZY: dict[str, str] = {
+_LAZY: dict[str, str | tuple[str, str | None]] = {
     "ConvertedAudio": "avatarkit.voice.client",
     "VoiceClient": "avatarkit.voice.client",
     "SPEAKERS": "avatarkit.voice.speakers",
@@ -28,17 +30,4 @@ _LAZY: dict[str, str] = {
 __all__ = ["SPEAKERS", "ConvertedAudio", "Speaker", "VoiceClient"]
 
 
-def __getattr__(name: str) -> Any:
-    try:
-        module_name = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    import importlib
-
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value  # the next lookup is a plain attribute
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)
