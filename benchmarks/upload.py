@@ -41,6 +41,7 @@ which the parent reads past).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import resource
@@ -66,126 +67,10 @@ CHILD_ENV = {
 
 
 # == the vendor demo (doc 000 §7, "script/init.py"), as written ===========================
-# Changed: UPLOAD_URL is set to the emulator's by the child; nothing else.
-
-# script/init.py
-# coding=utf-8
-
-#####################
-
-import json  # noqa: E402, I001
-import requests  # noqa: E402
-import os  # noqa: E402
-import base64  # noqa: E402
-
-UPLOAD_URL = "https://openspeech.bytedance.com/virtual_human/avatar_platform/digime"
-
-
-def check_res(result):
-    if result.status_code != 200:
-        raise Exception(f"request code is not {result.status_code}")
-    # print(result.text)
-    res = result.json()
-    if res.get("errMsg") != "success" or res.get("errno") != 0:
-        msg = res.get("errMsg")
-        raise Exception(f"request err, msg: {msg}")
-    return res
-
-
-def post(url, data, token):
-    """封装post方法"""
-    headers = {"Content-Type": "application/json", "Authorization": token}
-    result = requests.post(url=url, headers=headers, data=json.dumps(data))
-    return check_res(result)
-
-
-""" 按块读取 """
-
-
-def read_file_by_chunk(file, chunk_size=1024 * 1024 * 10):
-    with open(file, mode="rb") as f:
-        while True:
-            chunk = f.read(chunk_size)
-            if not chunk:
-                return
-            yield chunk
-
-
-def part_upload_file(
-    file_path, conf_name, role_show_name, video_type, input_resource, app_id, token
-):
-    init_data = {
-        "conf_name": conf_name,
-        "type": video_type,
-        "role_show_name": role_show_name,
-        "input_resource": input_resource,
-        "appid": app_id,
-        "file_suffix": file_path[-3:],
-    }
-    ret = post(UPLOAD_URL + "/init_part_upload", init_data, token)
-    upload_id = ret["data"]
-    print("upload_id is:", upload_id)
-
-    upload_data = {
-        "conf_name": conf_name,
-        "type": video_type,
-        "upload_id": upload_id,
-        "appid": app_id,
-        "file_suffix": file_path[-3:],
-    }
-    part_num = 1
-    # 暂存前一个分片
-    tmp_content_str = ""
-    tmp_bytes = bytes()  # noqa: UP018
-    final_deal = True
-    chunks = read_file_by_chunk(file_path)
-    for chunk in chunks:
-        # print("chunk size is:", len(bytes(chunk)))
-        if part_num == 1:
-            content = base64.b64encode(bytes(chunk))
-            tmp_content_str = content.decode()
-            tmp_bytes = bytes(chunk)
-            part_num += 1
-            continue
-        if len(bytes(chunk)) >= 5242880:
-            # 当前分片长度大于等于5m,上传前一个分片
-            upload_data["part_num"] = part_num - 1
-            upload_data["content"] = tmp_content_str
-            print("upload part:", part_num - 1)
-            ret = post(UPLOAD_URL + "/video_part_upload", upload_data, token)
-            content = base64.b64encode(bytes(chunk))
-            tmp_content_str = content.decode()
-            tmp_bytes = bytes(chunk)
-        else:
-            # print("deal with last partiton merged")
-            # 当前分片长度小于5m,与前一个分片合并上传
-            # print("tmp_bytes size is:%d, chunk size is:%d", len(tmp_bytes), len(bytes(chunk)))
-            content = base64.b64encode(tmp_bytes + bytes(chunk))
-            content_str = content.decode()
-            upload_data["part_num"] = part_num - 1
-            upload_data["content"] = content_str
-            print("upload part:", part_num - 1)
-            ret = post(UPLOAD_URL + "/video_part_upload", upload_data, token)
-            final_deal = False
-        part_num += 1
-    if final_deal:
-        # print("deal with last partiton")
-        upload_data["part_num"] = part_num - 1
-        upload_data["content"] = tmp_content_str
-        print("upload part:", part_num - 1)
-        ret = post(UPLOAD_URL + "/video_part_upload", upload_data, token)
-
-    complete_data = {
-        "conf_name": conf_name,
-        "type": video_type,
-        "upload_id": upload_id,
-        "appid": app_id,
-        "file_suffix": file_path[-3:],
-    }
-    ret = post(UPLOAD_URL + "/video_complete_upload", complete_data, token)
-
-
-# == end of the vendor demo ==============================================================
+# The one copy of its text is tests/conformance/digime_demo.py; the naive child execs it
+# with UPLOAD_URL pointed at the emulator, nothing else changed.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.conformance.digime_demo import DEMO  # noqa: E402
 
 
 def rss_kib(field: str) -> int:
@@ -217,10 +102,9 @@ def child_sdk(args: argparse.Namespace) -> int:
     return anyio.run(run)
 
 
-def child_naive(args: argparse.Namespace) -> int:
-    global UPLOAD_URL
-    UPLOAD_URL = args.digime
-    part_upload_file(args.file, "Bench-1", "bench", 1, "bench", args.appid, args.token)
+def child_naive(args: argparse.Namespace, demo: dict[str, Any]) -> int:
+    demo["UPLOAD_URL"] = args.digime
+    demo["part_upload_file"](args.file, "Bench-1", "bench", 1, "bench", args.appid, args.token)
     return math.ceil(os.path.getsize(args.file) / PART)  # what the demo sent, roughly
 
 
@@ -234,10 +118,13 @@ def run_child(args: argparse.Namespace) -> None:
     import avatarkit.digime.upload  # noqa: F401
     from avatarkit import AvatarSession  # noqa: F401
 
+    demo: dict[str, Any] = {}
+    exec(DEMO, demo)  # the demo's own imports (requests…) load here, before the baseline too
+
     baseline = rss_kib("VmRSS")
     ru0 = resource.getrusage(resource.RUSAGE_SELF)
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    parts = (child_sdk if args.child == "sdk" else child_naive)(args)
+    parts = child_sdk(args) if args.child == "sdk" else child_naive(args, demo)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     ru1 = resource.getrusage(resource.RUSAGE_SELF)
     out = {
