@@ -19,6 +19,8 @@ from avatarkit.errors import AvatarError, ValidationError
 # sub-clients are made when ``av.tta``/``av.digime``/``av.voice``/``av.voice_clone``
 # is first read, httpx when ``av.http`` first makes a client.
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
     from anyio.abc import TaskGroup
 
@@ -81,6 +83,7 @@ class AvatarSession:
         sami_appkey: str | None = None,
         sami_token: str | None = None,
         stream_limits: StreamLimits | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if not isinstance(appid, str) or not appid:
             raise ValidationError("appid", appid, "must be a non-empty string")
@@ -119,6 +122,9 @@ class AvatarSession:
             if not isinstance(stream_limits, StreamLimits):
                 raise ValidationError("stream_limits", stream_limits, "must be a StreamLimits")
         self._stream_limits = stream_limits
+        if ssl_context is not None and not _is_ssl_context(ssl_context):
+            raise ValidationError("ssl_context", ssl_context, "must be an ssl.SSLContext")
+        self._ssl = ssl_context
 
     # -- the sub-clients, made on first use -------------------------------
     # (cached_property: made once, then a plain attribute; assigning one replaces it)
@@ -135,6 +141,7 @@ class AvatarSession:
             token=self._token,
             retry=self.retry,
             limits=self._stream_limits,
+            ssl_context=self._ssl,
         )
 
     @cached_property
@@ -208,7 +215,7 @@ class AvatarSession:
         if self._http is None:
             import httpx
 
-            self._http = httpx.AsyncClient(timeout=self._timeout)
+            self._http = httpx.AsyncClient(timeout=self._timeout, verify=self._ssl or True)
         return self._http
 
     def register(self, stream: TtaStream) -> None:
@@ -256,3 +263,9 @@ class AvatarSession:
             if self._own_http and self._http is not None:
                 await self._http.aclose()
         self._state = "closed"
+
+
+def _is_ssl_context(value: object) -> bool:
+    import ssl  # only when one is given: ssl costs import time
+
+    return isinstance(value, ssl.SSLContext)

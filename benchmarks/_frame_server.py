@@ -11,7 +11,8 @@ built so that it is never the bottleneck:
   own, which any inflater with context takeover reads as well) and written
   straight to the transport;
 * the media of a fast stream goes out in batches of about 1 MiB of whole
-  frames per transport write, so the client never waits on the server.
+  frames, written straight from the prebuilt batch to the socket (no copy into
+  the transport's buffer), so the client never waits on the server.
 
 Protocol (header + payload):
 
@@ -266,6 +267,11 @@ class Server:
         }
 
 
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 def kernel_outq(transport: asyncio.Transport) -> int:
     sock = transport.get_extra_info("socket")
     if sock is None:
@@ -293,6 +299,9 @@ class Connection(asyncio.Protocol):
         self.rt: RtStream | None = None
         self._paused = False
         self._resumed: asyncio.Future[None] | None = None
+        self._direct = False  # a batch is going out by direct_send: other writes wait
+        self._held: list[bytes | None] = []  # (None: end of stream)
+        self._wfd: int | None = None
 
     # -- asyncio.Protocol
 
@@ -321,6 +330,9 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections -= 1
         self.stop()
+        if self._wfd is not None:  # after the cancelled batch has unregistered it
+            self.server.loop.call_soon(os.close, self._wfd)
+            self._wfd = None
         if self._resumed is not None and not self._resumed.done():
             self._resumed.set_result(None)
 
@@ -338,19 +350,59 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         assert transport is not None
         for data in self.ws.data_to_send():
-            if data:
-                transport.write(data)
-            elif transport.can_write_eof():
-                transport.write_eof()
-            else:
-                transport.close()
+            self.write(data or None)
         if self.ws.close_expected() and not transport.is_closing():
             self.stop()
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | None) -> None:
+        """Everything the server sends but fast batches; None ends the stream."""
+        transport = self.transport
+        assert transport is not None
+        if self._direct:
+            self._held.append(data)  # after the batch on the wire: frames stay whole
+        elif transport.is_closing():
+            return
+        elif data is not None:
+            transport.write(data)
+        elif transport.can_write_eof():
+            transport.write_eof()
+        else:
+            transport.close()
+
+    async def direct_send(self, batch: bytes) -> bool:
+        """Write ``batch`` straight from its buffer to the socket (False: the client left).
+
+        ``transport.write`` would copy what the socket does not take at once into
+        the transport's buffer (twice, in 3.11); a fast stream always fills the
+        socket, so that copy would be most of the server's CPU.
+        """
         assert self.transport is not None
-        if not self.transport.is_closing():
-            self.transport.write(data)
+        loop = self.server.loop
+        if self._wfd is None:  # a second descriptor: the transport owns the first one's events
+            self._wfd = os.dup(self.transport.get_extra_info("socket").fileno())
+        fd, view = self._wfd, memoryview(batch)
+        self._direct = True
+        try:
+            while view:
+                try:
+                    view = view[os.write(fd, view) :]
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    return False
+                if view:
+                    ready = loop.create_future()
+                    loop.add_writer(fd, _resolve, ready)
+                    try:
+                        await ready
+                    finally:
+                        loop.remove_writer(fd)
+            return True
+        finally:
+            self._direct = False
+            held, self._held = self._held, []
+            for data in held:
+                self.write(data)
 
     def text(self, payload: bytes) -> None:
         self.write(wire(OP_TEXT, payload, self.compressed))
@@ -408,7 +460,8 @@ class Connection(asyncio.Protocol):
                 if self.transport.is_closing():
                     return
             queued.append(self.transport.get_write_buffer_size() + kernel_outq(self.transport))
-            self.transport.write(batch)
+            if not await self.direct_send(batch):
+                return
             server.frames_sent += count
             server.bytes_sent += len(batch)
             remaining -= count

@@ -8,7 +8,14 @@ from contextlib import asynccontextmanager
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
-from avatarkit import AvatarSession, Endpoints, ProtocolError, RetryPolicy, events
+from avatarkit import (
+    AvatarSession,
+    ConnectionLost,
+    Endpoints,
+    ProtocolError,
+    RetryPolicy,
+    events,
+)
 from avatarkit.tta import frames
 from tests.hostile import dead_port
 
@@ -93,6 +100,87 @@ async def test_media_payloads_are_read_only_views() -> None:
         got = [e async for e in stream.say("你好")]
     audio = next(e for e in got if isinstance(e, events.AudioChunk))
     assert audio.pcm.readonly and bytes(audio.pcm) == b"\x01\x02" * 8
+
+
+# -- frames the reader leaves to websockets, over real sockets -------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        (bytes([0x82, 0x85]) + b"mask" + b"hello", 1002),  # a server must not mask
+        (bytes([0xC2, 0x03]) + b"abc", 1002),  # RSV1: compression was never negotiated
+        (bytes([0x83, 0x00]), 1002),  # a reserved opcode
+        (bytes([0x80, 0x01]) + b"x", 1002),  # a continuation with nothing to continue
+    ],
+)
+async def test_an_irregular_frame_fails_the_stream_with_the_protocol_close_code(
+    raw: bytes, code: int
+) -> None:
+    async def send(ws: ServerConnection) -> None:
+        await ws.send(frames.server_event("voice_start", {}))
+        ws.transport.write(raw)  # below websockets' own framing
+
+    async with server(send) as av, av.tta.open(role="GuoXiaoyuan") as stream:
+        utterance = stream.say("你好")
+        assert isinstance(await anext(utterance), events.VoiceStart)
+        with pytest.raises(ConnectionLost, match=f"broke the protocol \\(close code {code}"):
+            await anext(utterance)
+
+
+async def test_over_tls_frames_pings_and_the_close_all_work() -> None:
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    keyframe = bytes(range(256)) * 1000  # read straight into its own buffer
+    small = [bytes([i]) * 1280 for i in range(50)]
+    pongs: list[float] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.recv()
+        await ws.send(frames.server_status(1000, "ok", 0))
+        await ws.recv()
+        await ws.send(frames.server_event("voice_start", {}))
+        pongs.append(await (await ws.ping(b"are you there")))  # answered by the client
+        await ws.send(frames.server_video(keyframe))
+        for chunk in small:
+            await ws.send(frames.server_audio(chunk))
+        await ws.send(frames.server_event("voice_end", {}))
+        await ws.wait_closed()
+
+    async with serve(
+        handler, "127.0.0.1", 0, ssl=server_ctx, ping_interval=None, compression=None
+    ) as srv:
+        port = next(iter(srv.sockets)).getsockname()[1]
+        endpoints = Endpoints(tta=f"wss://127.0.0.1:{port}/tta")
+        async with (
+            AvatarSession("appid", "token-tls", endpoints=endpoints, ssl_context=client_ctx) as av,
+            av.tta.open(role="GuoXiaoyuan") as stream,
+        ):
+            got = await stream.say("你好").collect()
+        # An untrusted certificate is a typed error, not ssl's.
+        async with AvatarSession(
+            "appid", "token-tls", endpoints=endpoints, retry=RetryPolicy(attempts=1)
+        ) as av:
+            with pytest.raises(ConnectionLost, match="CERTIFICATE_VERIFY_FAILED"):
+                await av.tta.open(role="GuoXiaoyuan")
+    assert len(pongs) == 1
+    assert isinstance(got[1], events.VideoChunk) and got[1].nal == keyframe
+    assert [bytes(e.pcm) for e in got if isinstance(e, events.AudioChunk)] == small
+    assert isinstance(got[-1], events.VoiceEnd)
+
+
+def test_ssl_context_must_be_an_ssl_context() -> None:
+    from avatarkit import ValidationError
+
+    with pytest.raises(ValidationError, match="ssl_context"):
+        AvatarSession("appid", "token", ssl_context="yes")  # type: ignore[arg-type]
 
 
 # -- opening against broken servers: only AvatarError subclasses come out ----

@@ -6,8 +6,10 @@ built the same way), so only its public API is used: ``ClientProtocol``,
 ``handshake_exc``.  Driving the protocol ourselves gives the stream what the
 connection API hides:
 
-* whole messages are handed to a :class:`FrameSink` from ``data_received``,
-  with no task and no queue in between;
+* whole messages are handed to a :class:`FrameSink` from the read callback,
+  with no task and no queue in between, split out of a reusable read buffer
+  by :mod:`~avatarkit.tta._wsread` (websockets' protocol still handles the
+  handshake, control frames, every irregular frame, and everything sent);
 * the sink can pause and resume reading (backpressure from the event queue);
 * keepalive pings whose deadline is suspended while reading is paused (a pong
   cannot be read then), so a slow consumer is never mistaken for a dead peer;
@@ -38,14 +40,13 @@ from avatarkit.errors import (
     TimeoutError,
     ValidationError,
 )
+from avatarkit.tta._wsread import FrameReader
 
 __all__ = ["FrameSink", "Keepalive", "WsConnection", "connect"]
 
 log = protected_logger("avatarkit.tta.ws")
 
 _ssl_context: ssl.SSLContext | None = None
-_BINARY: Final = Opcode.BINARY
-_TEXT: Final = Opcode.TEXT
 _Data = bytes | bytearray | memoryview
 
 
@@ -74,7 +75,7 @@ class Keepalive(NamedTuple):
     timeout: float | None
 
 
-class WsConnection(asyncio.Protocol):
+class WsConnection(asyncio.BufferedProtocol):
     """One client WebSocket.  Made by :func:`connect`; not for direct use."""
 
     def __init__(
@@ -95,6 +96,7 @@ class WsConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._sink: FrameSink | None = None
         self._early: list[tuple[_Data, bool]] = []  # before a sink is attached
+        self._reader = FrameReader(self, self._deliver, max_size=max_size)
         self._fragments: list[_Data] = []
         self._fragment_text = False
         self._handshake: asyncio.Future[None] = self._loop.create_future()
@@ -122,6 +124,7 @@ class WsConnection(asyncio.Protocol):
     def attach(self, sink: FrameSink) -> None:
         """Deliver messages (and the end) to ``sink``; those already parsed first."""
         self._sink = sink
+        self._reader.on_message = sink.message  # the hot path: reader to router, no hop
         early, self._early = self._early, []
         for data, text in early:
             sink.message(data, text)
@@ -177,6 +180,7 @@ class WsConnection(asyncio.Protocol):
         """Drop the connection now (``error`` says why)."""
         if error is not None and self._error is None:
             self._error = error
+        self._reader.halted = True
         if self.transport is not None:
             self.transport.abort()
 
@@ -186,19 +190,33 @@ class WsConnection(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._reader.get_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._reader.filled(nbytes)
+
+    # -- what the frame reader leaves to websockets (FrameHandler) ---------
+
+    def head(self, data: bytes) -> bool:
+        self._feed_protocol(data)
+        return self._ws.state is State.OPEN
+
+    def control(self, frame: bytes) -> bool:
+        self._feed_protocol(frame)
+        return self._ws.state is State.OPEN
+
+    def passthrough(self, data: bytes) -> None:
+        self._feed_protocol(data)
+
+    def _feed_protocol(self, data: bytes) -> None:
         ws = self._ws
         ws.receive_data(data)
         events = ws.events_received()
         self._flush()  # pongs and close replies the protocol wrote
-        sink = self._sink
         for event in events:
             if type(event) is Frame:
-                opcode = event.opcode
-                if event.fin and sink is not None and (opcode is _BINARY or opcode is _TEXT):
-                    sink.message(event.data, opcode is _TEXT)  # the hot path: a whole message
-                else:
-                    self._frame(event)
+                self._frame(event)
             else:  # the handshake response
                 self._handshake_done()
         if ws.close_expected():

@@ -51,6 +51,8 @@ from avatarkit.tta.limits import StreamLimits
 from avatarkit.tta.video import ProducedVideo
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
 __all__ = ["AudioDrive", "StreamRecording", "TtaStream", "Utterance"]
@@ -101,9 +103,11 @@ class TtaStream:
         config: SessionConfig,
         retry_policy: RetryPolicy,
         limits: StreamLimits | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._owner = owner
         self._url = url
+        self._ssl = ssl_context
         self._resource_id = resource_id
         self.config = config
         self.limits = limits or StreamLimits()
@@ -203,6 +207,7 @@ class TtaStream:
             open_timeout=limits.open_timeout,
             close_timeout=limits.close_timeout,
             keepalive=_ws.Keepalive(limits.ping_interval, limits.ping_timeout),
+            ssl_context=self._ssl,
         )
         self._conn = conn
         queue.watermarks(conn.pause_reading, conn.resume_reading)
@@ -599,7 +604,7 @@ class TtaStream:
 class _Router:
     """Routes one connection's messages to a stream's queue.
 
-    It runs inside the protocol's ``data_received`` callback, so a frame costs
+    It runs inside the connection's read callback (``buffer_updated``), so a frame costs
     no task switch: it is decoded and queued as it is parsed.  When the queue
     fills (in events or bytes) the connection stops reading until the
     consumer has drained half of it.
