@@ -12,6 +12,9 @@ speech-like PCM (1280 bytes, the service's cadence) is received by:
   naive  the vendor demo's loop (doc 001 §5.1.1) as written: ``websockets.connect``
          with its defaults (permessage-deflate negotiated), header sliced,
          ``json.loads`` on events, payload sliced ``data[8:]``
+  sdk_uvloop  the sdk client on uvloop (the ``[speed]`` extra), when installed
+  picows  a bare picows (Cython) core-API loop, payloads copied out: the floor
+         a faster transport could reach, when picows is installed
 
 on 1.3 KB and 40 KB video frames.  Every measurement is a fresh client process
 (the same fixed ``MALLOC_*`` thresholds in each, PERF-NOTES) that first runs a
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import resource
 import statistics
@@ -36,11 +40,29 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from _bench import APPID, CONFIG, HEADERS, TOKEN, FrameServer, loadavg, run_child, spread
+from _bench import (
+    APPID,
+    CONFIG,
+    HAVE_UVLOOP,
+    HEADERS,
+    TOKEN,
+    FrameServer,
+    loadavg,
+    run_child,
+    run_on,
+    spread,
+)
 
 SIZES = {"1.3KB": 1280, "40KB": 40960}  # video frame payload bytes
 AUDIO_BYTES = 1280  # 40 ms of 16 kHz PCM per audio frame, as the service sends it
-VARIANTS = ("raw", "sdk", "naive")
+# sdk_uvloop: the SDK on uvloop (the [speed] extra); picows: a bare picows (Cython)
+# loop, the floor a faster transport could reach.  Each only when installed.
+HAVE_PICOWS = importlib.util.find_spec("picows") is not None
+VARIANTS = (
+    ("raw", "sdk", "naive")
+    + (("sdk_uvloop",) if HAVE_UVLOOP else ())
+    + (("picows",) if HAVE_PICOWS else ())
+)
 WARMUP_FRAMES = 400
 
 
@@ -102,6 +124,44 @@ async def sdk(url: str, base: str, text: str) -> dict[str, Any]:
                     case _:
                         size += 8
             return clock.result(count, size)
+
+
+async def picows_raw(url: str, base: str, text: str) -> dict[str, Any]:
+    """picows' core API: a callback per frame, the payload copied out (owned, like raw's)."""
+    from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
+
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[dict[str, Any]] = loop.create_future()
+    clock = Clock()
+
+    class Listener(WSListener):  # type: ignore[misc]
+        opened = False
+        count = size = 0
+
+        def on_ws_connected(self, transport: WSTransport) -> None:
+            transport.send(WSMsgType.TEXT, ("|CTL|00|" + CONFIG).encode())
+
+        def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+            if not self.opened:  # the open reply
+                self.opened = True
+                transport.send(WSMsgType.TEXT, ("|CTL|02|" + text).encode())
+                return
+            if not self.count:
+                clock.start()
+            self.count += 1
+            data = frame.get_payload_as_bytes()
+            self.size += len(data)
+            if frame.msg_type == WSMsgType.TEXT and b"voice_end" in data:
+                if not done.done():
+                    done.set_result(clock.result(self.count, self.size))
+                transport.disconnect()
+
+    transport, _ = await ws_connect(
+        Listener, url, extra_headers=HEADERS, max_frame_size=1 << 30, read_buffer_init_size=1 << 18
+    )
+    result = await done
+    await transport.wait_disconnected()
+    return result
 
 
 # The vendor demo's constants and loop (doc 001 §5.1.1 generate_stream), minus its
@@ -169,6 +229,8 @@ CLIENTS: dict[str, Callable[[str, str, str], Awaitable[dict[str, Any]]]] = {
     "raw": raw,
     "sdk": sdk,
     "naive": naive,
+    "sdk_uvloop": sdk,
+    "picows": picows_raw,
 }
 
 
@@ -178,6 +240,7 @@ def chat_text(frames: int, size: int) -> str:
 
 def child(args: argparse.Namespace) -> None:
     client = CLIENTS[args.variant]
+    loop = "uvloop" if args.variant.endswith("_uvloop") else "asyncio"
     base = f"ws://127.0.0.1:{args.port}"
     url = f"{base}/2d?appid={APPID}&access_token={TOKEN}"
 
@@ -191,12 +254,12 @@ def child(args: argparse.Namespace) -> None:
 
         profiler = cProfile.Profile()
         profiler.enable()
-        result = asyncio.run(run())
+        result = run_on(loop, run)
         profiler.disable()
         stats = pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime")
         stats.print_stats(25)
     else:
-        result = asyncio.run(run())
+        result = run_on(loop, run)
     print(json.dumps(result))
 
 
@@ -260,7 +323,9 @@ def measure(server: FrameServer, size: int, frames: int, rounds: int) -> dict[st
             f"{', '.join(outran)} outran the server (its socket was not kept full): "
             "that client's CPU per frame is an upper bound"
         )
-    for other in ("raw", "naive"):
+    for other in VARIANTS:
+        if other == "sdk":
+            continue
         paired = [
             o["cpu_s"] / o["frames"] / (s["cpu_s"] / s["frames"])
             for o, s in zip(runs[other], runs["sdk"], strict=True)

@@ -20,7 +20,10 @@ SMALL_VIDEO = {"video_width": 256, "video_height": 256}
 
 
 @pytest.fixture
-def anyio_backend() -> str:
+def anyio_backend() -> str | tuple[str, dict[str, bool]]:
+    # AVATARKIT_TEST_LOOP=uvloop runs every async test on uvloop (the [speed] extra).
+    if os.environ.get("AVATARKIT_TEST_LOOP") == "uvloop":
+        return ("asyncio", {"use_uvloop": True})
     return "asyncio"
 
 

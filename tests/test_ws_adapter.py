@@ -180,7 +180,7 @@ def test_ssl_context_must_be_an_ssl_context() -> None:
     from avatarkit import ValidationError
 
     with pytest.raises(ValidationError, match="ssl_context"):
-        AvatarSession("appid", "token", ssl_context="yes")  # type: ignore[arg-type]
+        AvatarSession("appid", "token-ssl-check", ssl_context="yes")  # type: ignore[arg-type]
 
 
 # -- opening against broken servers: only AvatarError subclasses come out ----
