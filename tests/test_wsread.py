@@ -79,14 +79,20 @@ def payload(i: int, n: int) -> bytes:
 
 
 @settings(max_examples=150, deadline=None)
-@given(messages, reads, st.sampled_from([4096, 65536]), st.integers(1, 40_000))
+@given(
+    messages,
+    reads,
+    st.sampled_from([4096, 65536]),
+    st.integers(1, 40_000),
+    st.sampled_from([64, 1000, 16384]),
+)
 def test_every_message_arrives_whole_in_order_whatever_the_reads(
-    msgs: list[tuple[bool, int]], chunks: list[int], read_bytes: int, direct: int
+    msgs: list[tuple[bool, int]], chunks: list[int], read_bytes: int, direct: int, initial: int
 ) -> None:
     sent = [(payload(i, n), text) for i, (text, n) in enumerate(msgs)]
     stream = HEAD + b"".join(wire(Opcode.TEXT if t else Opcode.BINARY, d) for d, t in sent)
     rec = Recorder()
-    r = reader(rec, read_bytes=read_bytes, direct_bytes=direct)
+    r = reader(rec, read_bytes=read_bytes, direct_bytes=direct, initial_bytes=initial)
     feed_in_reads(r, stream, chunks)
     assert rec.heads == [HEAD]
     assert [(bytes(d), t) for d, t in rec.messages] == sent
@@ -215,3 +221,28 @@ def test_the_read_buffer_keeps_its_size_and_a_partial_frame_moves_to_its_front()
     feed_in_reads(r, stream, [777])
     assert len(rec.messages) == 40 and all(bytes(d) == b"s" * 500 for d, _ in rec.messages)
     assert len(r.get_buffer()) == 4096  # drained: the whole buffer is offered again
+
+
+def test_the_buffer_starts_small_and_grows_while_reads_fill_it() -> None:
+    rec = Recorder()
+    r = reader(rec, read_bytes=65536, initial_bytes=1024, direct_bytes=32768)
+    assert len(r.get_buffer()) == 1024  # an open handshake needs no more
+    r.feed(HEAD)
+    frame = wire(Opcode.BINARY, b"g" * 3000)
+    sizes = []
+    for _ in range(8):  # a fast stream: every read fills what it is offered
+        r.feed(frame * 30)
+        sizes.append(len(r._buf))
+    assert sizes[-1] == 65536 and sizes == sorted(sizes)
+    assert len(rec.messages) == 8 * 30
+
+
+def test_a_partial_frame_larger_than_the_buffer_makes_room_for_itself() -> None:
+    rec = Recorder()
+    r = reader(rec, read_bytes=65536, initial_bytes=1024, direct_bytes=32768)
+    r.feed(HEAD)
+    data = payload(3, 20_000)  # below direct_bytes: it is completed in the read buffer
+    frame = wire(Opcode.BINARY, data)
+    feed_in_reads(r, frame, [700])  # reads that never fill the buffer
+    assert [bytes(d) for d, _ in rec.messages] == [data]
+    assert len(r._buf) >= len(frame)

@@ -28,7 +28,8 @@ its own buffer, so large frames (keyframes) are not copied at all; smaller
 ones are copied once out of the read buffer, which costs less than the extra
 ``recv`` a direct read needs (measured with ``benchmarks/tta_receive.py``:
 5.4-6.0 against 6.4-6.6 µs per frame on 40 KB frames).  Memory: the read
-buffer (``read_bytes``, 256 KiB) plus the one frame being received.
+buffer (16 KiB, growing to ``read_bytes``, 256 KiB, while reads fill it)
+plus the one frame being received.
 """
 
 from __future__ import annotations
@@ -70,12 +71,15 @@ class FrameReader:
         "_big_text",
         "_big_view",
         "_buf",
+        "_cap",
         "_direct",
         "_end",
+        "_filled_all",
         "_handler",
         "_head",
         "_max_size",
-        "_min_read",
+        "_need",
+        "_offered",
         "_passing",
         "_start",
         "_view",
@@ -90,17 +94,24 @@ class FrameReader:
         *,
         max_size: int,
         read_bytes: int = 256 * 1024,
+        initial_bytes: int = 16 * 1024,
         direct_bytes: int = 128 * 1024,
         head: bool = True,
     ) -> None:
         self._handler = handler
         self.on_message = on_message  # replaceable: the stream attaches its router later
         self._max_size = max_size
-        self._buf = bytearray(read_bytes)
+        # The buffer starts small (an idle or quiet stream, an open handshake: a fresh
+        # 256 KiB per connection costs its page faults) and grows 4x, up to read_bytes,
+        # whenever a read fills it or a partial frame needs the room.
+        self._cap = max(read_bytes, 64)
+        self._buf = bytearray(min(max(initial_bytes, 64), self._cap))
         self._view = memoryview(self._buf)
-        # A partial frame below direct_bytes waits in the buffer: it must fit after compaction.
-        self._direct = min(max(direct_bytes, 1), read_bytes // 2)
-        self._min_read = max(read_bytes // 4, self._direct + 16)  # compact below this room
+        self._offered = 0  # the size of the last read-buffer view handed out
+        self._filled_all = False  # the last read filled it: the peer has more
+        self._need = 0  # the whole length of the partial frame at _start, when known
+        # A partial frame below direct_bytes waits in the buffer: it must fit in it.
+        self._direct = min(max(direct_bytes, 1), self._cap // 2)
         self._start = self._end = 0  # unparsed bytes are _buf[_start:_end]
         self._head = head  # the handshake response comes first
         self._passing = False
@@ -119,15 +130,25 @@ class FrameReader:
         """Where the next read goes (fill it, then call :meth:`filled`)."""
         if self._big_view is not None:
             return self._big_view[self._big_have :]
-        end = self._end
-        if len(self._buf) - end < self._min_read:
-            start = self._start
-            rest = end - start
+        start, end = self._start, self._end
+        rest, size, cap = end - start, len(self._buf), self._cap
+        target = min(cap, size * 4) if self._filled_all else size
+        while target < cap and (self._need > target or rest + target // 4 > target):
+            target = min(cap, target * 4)
+        if target != size:
+            grown = bytearray(target)
+            grown[:rest] = self._view[start:end]
+            self._buf, self._view = grown, memoryview(grown)
+            self._start, self._end = 0, rest
+            end = rest
+        elif size - end < size // 4 or start + self._need > size:
             if rest:  # a partial frame or header, below direct_bytes: cheap to move
                 self._view[:rest] = self._view[start:end]
             self._start, self._end = 0, rest
             end = rest
-        return self._view[end:]
+        view = self._view[end:]
+        self._offered = len(view)
+        return view
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Hand over ``data`` that was read elsewhere (tests, other transports)."""
@@ -152,6 +173,7 @@ class FrameReader:
             self.on_message(big, self._big_text)
             return
         self._end += nbytes
+        self._filled_all = nbytes >= self._offered
         if self._passing:
             self._pass_rest(self._start)
         elif self._head:
@@ -186,6 +208,7 @@ class FrameReader:
         buf, pos, end = self._buf, self._start, self._end
         message = self.on_message
         limit = self._max_size
+        need = 0
         while end - pos >= 2 and not self.halted:
             b0 = buf[pos]
             n = buf[pos + 1]  # the mask bit set makes it >= 128: not a frame we handle
@@ -215,12 +238,15 @@ class FrameReader:
                         self._big_have = have
                         self._big_text = b0 == _TEXT_FIN
                         pos = end = 0
+                    else:
+                        need = stop - pos
                     break
                 data = buf[body:stop]  # a fresh bytearray: the message's own
                 pos = stop
                 message(data, b0 == _TEXT_FIN)
             elif b0 in _CONTROL_FIN and n <= 125:
                 if stop > end:
+                    need = stop - pos
                     break
                 frame = bytes(self._view[pos:stop])
                 pos = stop
@@ -230,6 +256,7 @@ class FrameReader:
             else:  # fragmented, reserved bits or opcode, or too big: websockets decides
                 self._pass_rest(pos)
                 return
+        self._need = need
         if pos == end:
             self._start = self._end = 0
         else:
