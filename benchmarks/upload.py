@@ -6,7 +6,10 @@ and ``--total-mbit`` for all connections together.  One file (1 GiB by
 default, random bytes: nothing compresses) is uploaded by:
 
   sdk    ``session.digime.upload`` — streamed base64 bodies with read-ahead,
-         one keep-alive connection
+         one keep-alive connection; a default install (pybase64 kept out, so
+         base64 is binascii's)
+  sdk_speed  the same with the ``[speed]`` extra's pybase64 (SIMD base64), when
+         it is installed
   naive  doc 000 §7's Python demo, copied as written (``requests.post(url,
          headers=..., data=json.dumps(body))`` per part, ``base64.b64encode(...)
          .decode()``, the file read part by part, the previous part held to
@@ -41,6 +44,7 @@ which the parent reads past).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -56,6 +60,8 @@ from typing import Any
 MIB = 1024 * 1024
 PART = 10 * MIB  # the doc's (and the SDK's default) part size
 TARGETS = {"sdk_wall_over_link_limit": 1.05, "naive_cpu_over_sdk_cpu": 4.0, "sdk_peak_rss_parts": 3}
+HAVE_PYBASE64 = importlib.util.find_spec("pybase64") is not None
+VARIANTS = ("sdk", "naive") + (("sdk_speed",) if HAVE_PYBASE64 else ())
 
 # The same allocator state in every client process (PERF-NOTES).
 CHILD_ENV = {
@@ -109,6 +115,8 @@ def child_naive(args: argparse.Namespace, demo: dict[str, Any]) -> int:
 
 
 def run_child(args: argparse.Namespace) -> None:
+    if args.child != "sdk_speed":
+        sys.modules["pybase64"] = None  # type: ignore[assignment]  # a default install
     # Every child imports the same modules before its baseline, the SDK's upload path
     # included (avatarkit imports it lazily): import time is not upload CPU.
     import anyio  # noqa: F401
@@ -124,7 +132,7 @@ def run_child(args: argparse.Namespace) -> None:
     baseline = rss_kib("VmRSS")
     ru0 = resource.getrusage(resource.RUSAGE_SELF)
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    parts = child_sdk(args) if args.child == "sdk" else child_naive(args, demo)
+    parts = child_naive(args, demo) if args.child == "naive" else child_sdk(args)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     ru1 = resource.getrusage(resource.RUSAGE_SELF)
     out = {
@@ -190,7 +198,7 @@ def main() -> None:
     parser.add_argument("--mbit", type=float, default=400, help="per-connection cap, Mbit/s")
     parser.add_argument("--total-mbit", type=float, default=1000, help="total cap, Mbit/s")
     parser.add_argument("--quick", action="store_true", help="128 MiB, 2 rounds (< 1 minute)")
-    parser.add_argument("--child", choices=["sdk", "naive"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--file", help=argparse.SUPPRESS)
     parser.add_argument("--digime", help=argparse.SUPPRESS)
     parser.add_argument("--appid", help=argparse.SUPPRESS)
@@ -209,7 +217,7 @@ def main() -> None:
         *("--set", f"bandwidth_total_bps={total}"),
         *("--set", "digime_init_data_shape=bare"),
     )
-    runs: dict[str, list[dict[str, Any]]] = {"sdk": [], "naive": []}
+    runs: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
     loads: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.mp4"
@@ -219,7 +227,7 @@ def main() -> None:
             epid = emulator_pid()
             for r in range(args.rounds):
                 loads.append(os.getloadavg()[0])
-                for variant in ("sdk", "naive") if r % 2 == 0 else ("naive", "sdk"):
+                for variant in VARIANTS[r % len(VARIANTS) :] + VARIANTS[: r % len(VARIANTS)]:
                     e0 = proc_cpu_s(epid)
                     child = subprocess.run(
                         [
@@ -274,6 +282,14 @@ def main() -> None:
         ),
         "sdk_peak_rss_parts": spread([r["peak_rss_mib"] * MIB / PART for r in runs["sdk"]], 2),
     }
+    if "sdk_speed" in runs:
+        figures["naive_cpu_over_sdk_speed_cpu"] = spread(
+            [
+                n["cpu_s"] / s["cpu_s"]
+                for s, n in zip(runs["sdk_speed"], runs["naive"], strict=True)
+            ],
+            2,
+        )
     report.update(figures)
     hit = {
         "sdk_wall_over_link_limit": figures["sdk_wall_over_link_limit"]["median"]

@@ -6,6 +6,7 @@ The service's 10 MiB parts and 5 MiB merge rule become 10 KiB and 5 KiB here
 
 from __future__ import annotations
 
+import base64
 import functools
 import io
 import itertools
@@ -18,6 +19,8 @@ from pathlib import Path
 import anyio
 import av
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from avatarkit import AvatarSession, RetryPolicy, ValidationError
 from avatarkit.digime.plan import plan_parts
@@ -90,6 +93,29 @@ async def test_reassembly_is_byte_identical_at_every_boundary(
         False,
     )
     assert not list((tmp_path / "journal").glob("*.json"))  # removed on completion
+
+
+@given(st.binary(max_size=5000))
+def test_the_simd_base64_writes_the_same_bytes_as_binascii(data: bytes) -> None:
+    from avatarkit.digime import upload
+
+    assert upload.b64encode is not upload.b64encode_plain  # the [speed] extra is in [dev]
+    view = memoryview(data)
+    assert upload.b64encode(view) == upload.b64encode_plain(view) == base64.b64encode(data)
+
+
+async def test_an_upload_without_the_speed_extra_is_byte_identical(
+    emu: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from avatarkit.digime import upload
+
+    monkeypatch.setattr(upload, "b64encode", upload.b64encode_plain)
+    data = os.urandom(47 * KIB + 3)
+    path = tmp_path / "talk.mp4"
+    path.write_bytes(data)
+    async with session(emu, tmp_path) as av_session:
+        result = await video_upload(av_session, path)
+    assert stored(emu, result.upload_id) == data
 
 
 async def test_both_init_envelopes(tmp_path: Path) -> None:
