@@ -6,7 +6,7 @@ for one stream.
 
 Memory: a stream holds at most ``buffer_bytes`` of received payload in its
 queue plus the frame being parsed when reading paused, so its worst case is
-``max_frame_bytes + buffer_bytes`` (plus the connection's 256 KiB read buffer).
+``max_frame_bytes + buffer_bytes`` (plus the connection's read buffer, at most 256 KiB).
 
 Time: every wait on a stream ends within a stated bound when the service
 goes quiet —
