@@ -29,13 +29,24 @@ HEADERS = {"Resource-Id": "volc.avatar.2d"}
 APPID = TOKEN = "bench"
 
 
+def installed(module: str) -> bool:
+    """Whether an optional package is there (its variant is measured only then)."""
+    return importlib.util.find_spec(module) is not None
+
+
 # The [speed] extra's event loop, measured beside the default one when installed.
-HAVE_UVLOOP = importlib.util.find_spec("uvloop") is not None
+HAVE_UVLOOP = installed("uvloop")
 
 
-def run_on(loop: str, main: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
-    """``asyncio.run(main())`` on the default loop, or on uvloop (``loop="uvloop"``)."""
-    if loop == "uvloop":
+def rotated(variants: tuple[str, ...], k: int) -> tuple[str, ...]:
+    """Round ``k``'s order: every variant goes first in turn."""
+    k %= len(variants)
+    return variants[k:] + variants[:k]
+
+
+def run_variant(variant: str, main: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+    """``asyncio.run(main())``, on uvloop for a variant named ``…_uvloop``."""
+    if variant.endswith("_uvloop"):
         import uvloop
 
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

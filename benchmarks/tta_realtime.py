@@ -48,8 +48,9 @@ from _bench import (
     FrameServer,
     loadavg,
     pin,
+    rotated,
     run_child,
-    run_on,
+    run_variant,
 )
 
 # sdk_uvloop: the SDK on uvloop (the [speed] extra), when it is installed.
@@ -202,7 +203,7 @@ def child(args: argparse.Namespace) -> None:
             "failed_streams": len(probe.failures),
         }
 
-    result = run_on("uvloop" if args.variant.endswith("_uvloop") else "asyncio", run)
+    result = run_variant(args.variant, run)
     print(json.dumps(result), flush=True)
     os._exit(0)  # a thousand sockets: the server sees them close; nothing to tidy here
 
@@ -249,9 +250,7 @@ def main() -> None:
     t0 = time.monotonic()
     with FrameServer("--cpu", str(SERVER_CPU)) as server:
         for i, n in enumerate(steps):
-            shift = i % len(VARIANTS)
-            order = VARIANTS[shift:] + VARIANTS[:shift]
-            for variant in order:
+            for variant in rotated(VARIANTS, i):
                 if variant in stopped:
                     continue
                 if time.monotonic() - t0 > args.budget:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import resource
 import statistics
@@ -47,9 +46,11 @@ from _bench import (
     HEADERS,
     TOKEN,
     FrameServer,
+    installed,
     loadavg,
+    rotated,
     run_child,
-    run_on,
+    run_variant,
     spread,
 )
 
@@ -57,11 +58,10 @@ SIZES = {"1.3KB": 1280, "40KB": 40960}  # video frame payload bytes
 AUDIO_BYTES = 1280  # 40 ms of 16 kHz PCM per audio frame, as the service sends it
 # sdk_uvloop: the SDK on uvloop (the [speed] extra); picows: a bare picows (Cython)
 # loop, the floor a faster transport could reach.  Each only when installed.
-HAVE_PICOWS = importlib.util.find_spec("picows") is not None
 VARIANTS = (
     ("raw", "sdk", "naive")
     + (("sdk_uvloop",) if HAVE_UVLOOP else ())
-    + (("picows",) if HAVE_PICOWS else ())
+    + (("picows",) if installed("picows") else ())
 )
 WARMUP_FRAMES = 400
 
@@ -240,7 +240,6 @@ def chat_text(frames: int, size: int) -> str:
 
 def child(args: argparse.Namespace) -> None:
     client = CLIENTS[args.variant]
-    loop = "uvloop" if args.variant.endswith("_uvloop") else "asyncio"
     base = f"ws://127.0.0.1:{args.port}"
     url = f"{base}/2d?appid={APPID}&access_token={TOKEN}"
 
@@ -254,12 +253,12 @@ def child(args: argparse.Namespace) -> None:
 
         profiler = cProfile.Profile()
         profiler.enable()
-        result = run_on(loop, run)
+        result = run_variant(args.variant, run)
         profiler.disable()
         stats = pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime")
         stats.print_stats(25)
     else:
-        result = run_on(loop, run)
+        result = run_variant(args.variant, run)
     print(json.dumps(result))
 
 
@@ -270,8 +269,7 @@ def measure(server: FrameServer, size: int, frames: int, rounds: int) -> dict[st
     script = Path(__file__).resolve()
     runs: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
     for round_ in range(rounds):
-        shift = round_ % len(VARIANTS)
-        for variant in VARIANTS[shift:] + VARIANTS[:shift]:
+        for variant in rotated(VARIANTS, round_):
             server.stats(reset=True)
             result = run_child(
                 script,

@@ -44,7 +44,6 @@ which the parent reads past).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import os
@@ -57,11 +56,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _bench import installed, rotated
+
 MIB = 1024 * 1024
 PART = 10 * MIB  # the doc's (and the SDK's default) part size
 TARGETS = {"sdk_wall_over_link_limit": 1.05, "naive_cpu_over_sdk_cpu": 4.0, "sdk_peak_rss_parts": 3}
-HAVE_PYBASE64 = importlib.util.find_spec("pybase64") is not None
-VARIANTS = ("sdk", "naive") + (("sdk_speed",) if HAVE_PYBASE64 else ())
+VARIANTS = ("sdk", "naive") + (("sdk_speed",) if installed("pybase64") else ())
 
 # The same allocator state in every client process (PERF-NOTES).
 CHILD_ENV = {
@@ -227,7 +227,7 @@ def main() -> None:
             epid = emulator_pid()
             for r in range(args.rounds):
                 loads.append(os.getloadavg()[0])
-                for variant in VARIANTS[r % len(VARIANTS) :] + VARIANTS[: r % len(VARIANTS)]:
+                for variant in rotated(VARIANTS, r):
                     e0 = proc_cpu_s(epid)
                     child = subprocess.run(
                         [

@@ -198,18 +198,14 @@ class WsConnection(asyncio.BufferedProtocol):
 
     # -- what the frame reader leaves to websockets (FrameHandler) ---------
 
-    def head(self, data: bytes) -> bool:
-        self._feed_protocol(data)
+    def control(self, frame: bytes) -> bool:
+        """Feed websockets' protocol; True while frames may follow (the connection is open)."""
+        self.passthrough(frame)
         return self._ws.state is State.OPEN
 
-    def control(self, frame: bytes) -> bool:
-        self._feed_protocol(frame)
-        return self._ws.state is State.OPEN
+    head = control  # the response head: open once the protocol accepted it
 
     def passthrough(self, data: bytes) -> None:
-        self._feed_protocol(data)
-
-    def _feed_protocol(self, data: bytes) -> None:
         ws = self._ws
         ws.receive_data(data)
         events = ws.events_received()

@@ -96,7 +96,6 @@ class FrameReader:
         read_bytes: int = 256 * 1024,
         initial_bytes: int = 16 * 1024,
         direct_bytes: int = 128 * 1024,
-        head: bool = True,
     ) -> None:
         self._handler = handler
         self.on_message = on_message  # replaceable: the stream attaches its router later
@@ -113,7 +112,7 @@ class FrameReader:
         # A partial frame below direct_bytes waits in the buffer: it must fit in it.
         self._direct = min(max(direct_bytes, 1), self._cap // 2)
         self._start = self._end = 0  # unparsed bytes are _buf[_start:_end]
-        self._head = head  # the handshake response comes first
+        self._head = True  # the handshake response comes first
         self._passing = False
         self._big: bytearray | None = None  # a payload read straight into its own buffer
         self._big_view: memoryview | None = None
