@@ -5,9 +5,10 @@ before each response, request bodies read at most ``--mbit`` per connection
 and ``--total-mbit`` for all connections together.  One file (1 GiB by
 default, random bytes: nothing compresses) is uploaded by:
 
-  sdk    ``session.digime.upload`` — streamed base64 bodies with read-ahead,
-         one keep-alive connection; a default install (pybase64 kept out, so
-         base64 is binascii's)
+  sdk    ``session.digime.upload`` — streamed base64 bodies (encoded on the
+         event loop while the page cache holds the file, else with a threaded
+         read-ahead), one keep-alive connection; a default install (pybase64
+         kept out, so base64 is msgspec's)
   sdk_speed  the same with the ``[speed]`` extra's pybase64 (SIMD base64), when
          it is installed
   naive  doc 000 §7's Python demo, copied as written (``requests.post(url,

@@ -96,12 +96,21 @@ async def test_reassembly_is_byte_identical_at_every_boundary(
 
 
 @given(st.binary(max_size=5000))
-def test_the_simd_base64_writes_the_same_bytes_as_binascii(data: bytes) -> None:
+def test_the_simd_and_the_plain_base64_write_the_same_bytes_as_the_stdlib(data: bytes) -> None:
     from avatarkit.digime import upload
 
     assert upload.b64encode is not upload.b64encode_plain  # the [speed] extra is in [dev]
     view = memoryview(data)
     assert upload.b64encode(view) == upload.b64encode_plain(view) == base64.b64encode(data)
+
+
+def test_the_plain_encoders_reused_buffer_never_leaks_an_earlier_piece() -> None:
+    from avatarkit.digime import upload
+
+    # Large, then small (the buffer is truncated), then large again, then empty.
+    for size in (upload.PIECE_BYTES, 3, 1, upload.PIECE_BYTES - 1, 0, 7 * 1024 * 1024):
+        data = os.urandom(size)
+        assert upload.b64encode_plain(memoryview(data)) == base64.b64encode(data)
 
 
 async def test_an_upload_without_the_speed_extra_is_byte_identical(
@@ -116,6 +125,68 @@ async def test_an_upload_without_the_speed_extra_is_byte_identical(
     async with session(emu, tmp_path) as av_session:
         result = await video_upload(av_session, path)
     assert stored(emu, result.upload_id) == data
+
+
+class ColdCache:
+    """Every non-blocking read fails as if the disk held the file (the page cache's state
+    cannot be set from a test); blocking reads go through and are counted."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from avatarkit.digime import upload
+
+        self.nowait_reads = 0
+        self.blocking_reads = 0
+        real = os.preadv
+        flag = 0x10000  # a stand-in, in case this platform has no RWF_NOWAIT
+
+        def preadv(fd: int, buffers: list[memoryview], offset: int, flags: int = 0) -> int:
+            if flags == flag:
+                self.nowait_reads += 1
+                raise BlockingIOError(11, "Resource temporarily unavailable")
+            self.blocking_reads += 1
+            return real(fd, buffers, offset)
+
+        monkeypatch.setattr(upload, "_NOWAIT", flag)
+        monkeypatch.setattr(os, "preadv", preadv)
+
+
+@pytest.mark.parametrize("size", [1, 10 * KIB, 47 * KIB + 3])
+async def test_a_file_the_page_cache_does_not_hold_is_read_on_worker_threads(
+    emu: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    cold = ColdCache(monkeypatch)
+    data = os.urandom(size)
+    path = tmp_path / "talk.mp4"
+    path.write_bytes(data)
+    async with session(emu, tmp_path) as av_session:
+        result = await video_upload(av_session, path)
+    assert stored(emu, result.upload_id) == data
+    # One try on the event loop; then every chunk (one per part here) on a thread.
+    assert (cold.nowait_reads, cold.blocking_reads) == (1, result.parts)
+
+
+async def test_a_cached_file_is_read_without_blocking_the_loop(
+    emu: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from avatarkit.digime import upload
+
+    if upload._NOWAIT is None:
+        pytest.skip("no RWF_NOWAIT on this platform: every read is on a worker thread")
+    flags: list[int] = []
+    real = os.preadv
+
+    def preadv(fd: int, buffers: list[memoryview], offset: int, flag: int = 0) -> int:
+        flags.append(flag)
+        return real(fd, buffers, offset, flag)
+
+    monkeypatch.setattr(os, "preadv", preadv)
+    data = os.urandom(47 * KIB + 3)
+    path = tmp_path / "talk.mp4"
+    path.write_bytes(data)  # just written: in the page cache
+    async with session(emu, tmp_path) as av_session:
+        result = await video_upload(av_session, path)
+    assert stored(emu, result.upload_id) == data
+    assert flags == [upload._NOWAIT] * result.parts
 
 
 async def test_both_init_envelopes(tmp_path: Path) -> None:
@@ -508,8 +579,12 @@ async def test_wait_wakes_on_the_training_callback(tmp_path: Path) -> None:
     assert callback is not None and callback.state == 2
 
 
-async def test_upload_memory_is_bounded_by_the_read_ahead(tmp_path: Path) -> None:
-    """A 48 MiB upload in 16 MiB parts never holds a part (or its base64) in memory."""
+@pytest.mark.parametrize("cache", ["warm", "cold"])
+async def test_upload_memory_is_bounded_by_the_read_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache: str
+) -> None:
+    """A 48 MiB upload in 16 MiB parts never holds a part (or its base64) in memory,
+    encoded on the loop (warm page cache) or with the read-ahead (cold)."""
     import tracemalloc
 
     from avatarkit.digime.upload import CHUNK_BYTES
@@ -520,6 +595,7 @@ async def test_upload_memory_is_bounded_by_the_read_ahead(tmp_path: Path) -> Non
     with path.open("wb") as f:
         for _ in range(48):
             f.write(os.urandom(1024 * KIB))
+    cold = ColdCache(monkeypatch) if cache == "cold" else None
     with emulator_process("--set", f"digime_min_part_bytes={KIB * 1024}") as proc:
         tracemalloc.start()
         try:
@@ -531,6 +607,9 @@ async def test_upload_memory_is_bounded_by_the_read_ahead(tmp_path: Path) -> Non
         finally:
             tracemalloc.stop()
     assert result.parts == 3
+    if cold is not None:
+        chunks = 3 * -(-part // CHUNK_BYTES)  # chunks never span parts
+        assert (cold.nowait_reads, cold.blocking_reads) == (1, chunks)
     # the read-ahead chunk, the chunk on the wire and one being encoded, plus slack
     assert peak < 3 * CHUNK_BYTES * 4 // 3 + 4 * 1024 * KIB, peak
     assert peak < part  # far below one part, let alone its base64 body
