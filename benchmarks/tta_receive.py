@@ -13,8 +13,14 @@ speech-like PCM (1280 bytes, the service's cadence) is received by:
          with its defaults (permessage-deflate negotiated), header sliced,
          ``json.loads`` on events, payload sliced ``data[8:]``
   sdk_uvloop  the sdk client on uvloop (the ``[speed]`` extra), when installed
+  transport  the SDK's own WebSocket layer alone (``tta._ws``: its frame
+         reader under asyncio's BufferedProtocol, keepalive on), each message
+         handed to a sink that counts it: what the SDK pays for the wire,
+         before decoding events
   picows  a bare picows (Cython) core-API loop, payloads copied out: the floor
-         a faster transport could reach, when picows is installed
+         a faster transport could reach, when picows is installed; beside
+         ``transport`` it bounds what swapping the SDK's WebSocket layer for
+         picows could save
 
 on 1.3 KB and 40 KB video frames.  Every measurement is a fresh client process
 (the same fixed ``MALLOC_*`` thresholds in each, PERF-NOTES) that first runs a
@@ -59,7 +65,7 @@ AUDIO_BYTES = 1280  # 40 ms of 16 kHz PCM per audio frame, as the service sends 
 # sdk_uvloop: the SDK on uvloop (the [speed] extra); picows: a bare picows (Cython)
 # loop, the floor a faster transport could reach.  Each only when installed.
 VARIANTS = (
-    ("raw", "sdk", "naive")
+    ("raw", "sdk", "naive", "transport")
     + (("sdk_uvloop",) if HAVE_UVLOOP else ())
     + (("picows",) if installed("picows") else ())
 )
@@ -124,6 +130,50 @@ async def sdk(url: str, base: str, text: str) -> dict[str, Any]:
                     case _:
                         size += 8
             return clock.result(count, size)
+
+
+async def transport(url: str, base: str, text: str) -> dict[str, Any]:
+    """The SDK's WebSocket layer with a counting sink: no events decoded, nothing queued."""
+    from avatarkit.tta._ws import Keepalive, connect
+
+    loop = asyncio.get_running_loop()
+    opened: asyncio.Future[None] = loop.create_future()
+    done: asyncio.Future[dict[str, Any]] = loop.create_future()
+    clock = Clock()
+
+    class Sink:
+        count = size = 0
+
+        def message(self, data: bytearray | bytes, text: bool) -> None:
+            if not opened.done():  # the open reply
+                opened.set_result(None)
+                return
+            if not self.count:
+                clock.start()
+            self.count += 1
+            self.size += len(data)
+            if text and b"voice_end" in data and not done.done():
+                done.set_result(clock.result(self.count, self.size))
+
+        def lost(self, error: Exception | None) -> None:
+            if not done.done():
+                done.set_exception(error or ConnectionError("closed"))
+
+    conn = await connect(
+        url,
+        headers=HEADERS,
+        max_size=1 << 30,
+        open_timeout=10,
+        close_timeout=5,
+        keepalive=Keepalive(5.0, 5.0),  # the SDK's defaults
+    )
+    conn.attach(Sink())
+    await conn.send("|CTL|00|" + CONFIG)
+    await opened
+    await conn.send("|CTL|02|" + text)
+    result = await done
+    await conn.close()
+    return result
 
 
 async def picows_raw(url: str, base: str, text: str) -> dict[str, Any]:
@@ -230,6 +280,7 @@ CLIENTS: dict[str, Callable[[str, str, str], Awaitable[dict[str, Any]]]] = {
     "sdk": sdk,
     "naive": naive,
     "sdk_uvloop": sdk,
+    "transport": transport,
     "picows": picows_raw,
 }
 
@@ -332,6 +383,12 @@ def measure(server: FrameServer, size: int, frames: int, rounds: int) -> dict[st
             out[other]["cpu_us_per_frame"]["median"] / out["sdk"]["cpu_us_per_frame"]["median"]
         )
         out[f"cpu_{other}_over_sdk"] = {**spread(paired, 3), "of_medians": round(medians, 3)}
+    if "picows" in runs:  # what a picows transport could save: its floor over the SDK's own
+        paired = [
+            p["cpu_s"] / p["frames"] / (t["cpu_s"] / t["frames"])
+            for p, t in zip(runs["picows"], runs["transport"], strict=True)
+        ]
+        out["cpu_picows_over_transport"] = spread(paired, 3)
     return out
 
 
