@@ -389,3 +389,19 @@ def test_audio_frame_size_counts_bytes_not_items() -> None:
     assert frames.encode_audio(half_second, last=True) == b"|CTL|09|" + bytes(16_000)
     one_second = memoryview(array.array("h", bytes(32_000)))  # 16000 items
     assert len(frames.encode_audio(one_second)) == 8 + 32_000
+
+
+def test_media_events_are_not_tracked_by_the_garbage_collector() -> None:
+    # 50 a second per real-time stream: tracked, they kept the collector busy enough
+    # to lag every stream at a thousand streams (benchmarks/tta_realtime.py).
+    import gc
+
+    payload = memoryview(bytearray(b"\x00\x00\x00\x01"))
+    for event in (
+        ev.AudioChunk(pcm=payload),
+        ev.VideoChunk(nal=payload),
+        ev.MediaChunk(data=payload),
+    ):
+        assert not gc.is_tracked(event)
+    decoded = frames.decode_owned(bytearray(b"|DAT|01|\x00\x00\x00\x01"))
+    assert isinstance(decoded, ev.VideoChunk) and not gc.is_tracked(decoded)

@@ -50,7 +50,9 @@ class Event(msgspec.Struct, frozen=True):
     """Base class of every event."""
 
 
-class AudioChunk(Event, frozen=True):
+# Media chunks are untracked by the garbage collector (gc=False): a real-time
+# stream makes 50 a second, and they hold only a view of bytes, so no cycle.
+class AudioChunk(Event, frozen=True, gc=False):
     """``|DAT|00|``: PCM audio (16 kHz mono s16le)."""
 
     pcm: memoryview
@@ -59,7 +61,7 @@ class AudioChunk(Event, frozen=True):
         return _bytes_repr("AudioChunk", self.pcm)
 
 
-class VideoChunk(Event, frozen=True):
+class VideoChunk(Event, frozen=True, gc=False):
     """``|DAT|01|``: H.264 video, Annex B (one access unit per frame)."""
 
     nal: memoryview
@@ -68,7 +70,7 @@ class VideoChunk(Event, frozen=True):
         return _bytes_repr("VideoChunk", self.nal)
 
 
-class MediaChunk(Event, frozen=True):
+class MediaChunk(Event, frozen=True, gc=False):
     """``|DAT|03|``: a piece of the produced video file (offline production)."""
 
     data: memoryview

@@ -17,7 +17,6 @@ Time and memory bounds: :mod:`avatarkit.tta.limits`.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import types
 from collections.abc import AsyncIterable, AsyncIterator, Generator, Mapping
@@ -42,6 +41,7 @@ from avatarkit.errors import (
 from avatarkit.tta import _ws, frames, ssml
 from avatarkit.tta import events as ev
 from avatarkit.tta._drive import AudioDrive
+from avatarkit.tta._idle import IdleWatch
 from avatarkit.tta._record import StreamRecording, Taps
 from avatarkit.tta._utterances import Decision, UtteranceTracker, Verdict
 from avatarkit.tta.audio import RATE, PcmConverter, wav_chunks
@@ -117,6 +117,7 @@ class TtaStream:
         self._state = "new"  # new → opening → open → closing → closed
         self._error: AvatarError | None = None  # why the event flow ended, if not cleanly
         self._consuming = False
+        self._idle = IdleWatch()  # the bound on each wait for the service
         self._finishing = False
         self._tracker = UtteranceTracker()
         self._send_lock = anyio.Lock()
@@ -250,6 +251,7 @@ class TtaStream:
             return
         self._state = "closed"
         self._fail(StreamClosed("the stream was closed"))
+        self._idle.cancel()
         with anyio.CancelScope(shield=True):
             await self._close_socket()
             self._queue.close()
@@ -468,7 +470,8 @@ class TtaStream:
 
     async def _next(self, awaiting: str) -> ev.Event:
         """The next event, waiting if none is queued: one coroutine and one future per
-        wait (no nested awaits), bounded as the module docstring of ``limits`` says."""
+        wait (no nested awaits, no timer of its own), bounded as the module docstring
+        of ``limits`` says."""
         queue = self._queue
         while True:
             try:
@@ -484,18 +487,14 @@ class TtaStream:
                 raise AvatarError("this stream's events are already being consumed elsewhere")
             bound = self._bound()
             waiter = queue.readable()
-            timer = (
-                None
-                if bound is None
-                else asyncio.get_running_loop().call_later(bound, _expire, waiter)
-            )
+            if bound is not None:
+                self._idle.watch(waiter, bound)
             self._consuming = True
             try:
                 woke = await waiter
             finally:
                 self._consuming = False
-                if timer is not None:
-                    timer.cancel()
+                self._idle.done()
             if not woke:
                 raise TimeoutError(
                     f"the TTA service sent nothing for {bound:.1f}s while awaiting {awaiting} "
@@ -727,8 +726,3 @@ class Utterance:
     async def collect(self) -> list[ev.Event]:
         """Run the utterance to its end and return all its events."""
         return [event async for event in self]
-
-
-def _expire(waiter: asyncio.Future[bool]) -> None:
-    if not waiter.done():
-        waiter.set_result(False)  # the idle bound passed: _next raises TimeoutError
