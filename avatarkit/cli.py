@@ -11,10 +11,16 @@
 ``avatarkit status CONF_NAME``     training state
 ``avatarkit metastudio train|jobs|show``  Huawei MetaStudio training jobs
 
-Errors print one line to stderr: exit 2 for bad input, 1 for service or
-connection errors, 130 on Ctrl-C.  Each retry prints one line to stderr too
-(a JSON object with ``--json``); ``--retry-timeout SECONDS`` bounds how long
-a failing request is retried.
+Results go to stdout; progress, status and errors to stderr.  An error is
+one line (with ``--json``, one JSON object: ``{"error": {"type", "message",
+"exit_code", ...}}``), and the exit code says its class:
+
+  0 done   1 the service refused or failed   2 bad input (a flag, a file)
+  3 credentials refused   4 timed out   5 connection lost or broken
+  6 training failed   130 interrupted (Ctrl-C)
+
+Each retry prints one line to stderr too (a JSON object with ``--json``);
+``--retry-timeout SECONDS`` bounds how long a failing request is retried.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -38,13 +45,41 @@ from avatarkit._retry import RetryEvent, on_retry
 from avatarkit._session import AvatarSession, Endpoints
 from avatarkit.digime.upload import UploadProgress, UploadResult
 from avatarkit.digime.wire import TrainingInfo
-from avatarkit.errors import AvatarError, TrainingFailed, ValidationError
+from avatarkit.errors import (
+    AuthenticationError,
+    AvatarError,
+    ConnectionLost,
+    ProtocolError,
+    TimeoutError,
+    TrainingFailed,
+    ValidationError,
+)
 from avatarkit.metastudio import Job, MetaStudio
 from avatarkit.tta import events as ev
 
 __all__ = ["main"]
 
+# One exit code per error class, stable for scripts (the module docstring lists them).
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_AUTH, EXIT_TIMEOUT, EXIT_CONNECTION, EXIT_TRAINING = 3, 4, 5, 6
+_EXIT_CODES: tuple[tuple[type[Exception], int], ...] = (  # the first match wins
+    (ValidationError, EXIT_USAGE),
+    (AuthenticationError, EXIT_AUTH),
+    (TimeoutError, EXIT_TIMEOUT),
+    (ConnectionLost, EXIT_CONNECTION),
+    (ProtocolError, EXIT_CONNECTION),
+    (TrainingFailed, EXIT_TRAINING),
+    (AvatarError, EXIT_FAILED),
+    (OSError, EXIT_USAGE),  # a local file the command could not read or write
+)
+# The library's hints name its keywords; the command's users need its flags.
+_FLAG_HINTS = {
+    "check_resolution=False": "--no-resolution-check",
+    "check_video=False": "--no-video-check",
+    "check_speaker=False": "--no-speaker-check",
+}
+# What an error object carries beside its type and message, when the error has it.
+_ERROR_FIELDS = ("field", "rule", "code", "status", "request_id", "retryable", "credential")
 DEMO_TEXT = "你好，我是 avatarkit 的数字人。今天天气真不错！我们一起出去走走吧。"
 
 
@@ -180,6 +215,9 @@ async def _produce(
 
 
 async def _cmd_say(args: argparse.Namespace) -> int:
+    _writable_output(args.output, "--output")
+    if args.srt:
+        _writable_output(args.srt, "--srt")
     out = Path(args.output)
     async with _session(args) as av:
         result = await _produce(
@@ -209,9 +247,9 @@ async def _cmd_demo(args: argparse.Namespace) -> int:
     out_dir = Path(args.output_dir)
     bar = _ProgressBar("upload", enabled=not args.json)
 
-    def say(line: str) -> None:
+    def say(line: str) -> None:  # the steps as they happen: status, on stderr
         if not args.json:
-            print(line, flush=True)
+            print(line, file=sys.stderr, flush=True)
 
     summary = await run_demo(out_dir, width=args.width, on_upload=bar, say=say)
     if args.json:
@@ -340,6 +378,7 @@ def _info_dict(info: TrainingInfo) -> dict[str, Any]:
 
 
 async def _cmd_voice_convert(args: argparse.Namespace) -> int:
+    _writable_output(args.output, "--output")
     async with _env_session(args) as av:
         audio = await av.voice.convert(
             args.input,
@@ -456,8 +495,6 @@ def _emulator_options(args: argparse.Namespace) -> Any:
 
 
 def _cmd_emulator(args: argparse.Namespace) -> int:
-    import os
-
     from avatarkit.emulator import serve
     from avatarkit.emulator.routes import client_env, ready_line
 
@@ -492,12 +529,15 @@ def _retry_options() -> argparse.ArgumentParser:
 
 
 def _add_upload_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--part-size-mib", type=float, default=10.0)
+    parser.add_argument(
+        "--part-size-mib", type=float, default=10.0, help="MiB per upload part (default 10)"
+    )
     parser.add_argument(
         "--min-part-mib",
         type=float,
         default=5.0,
-        help="the service's merge threshold (change it only for a scaled-down emulator)",
+        help="MiB below which a last part is merged into the one before (default 5, the "
+        "service's; change it only for a scaled-down emulator)",
     )
     parser.add_argument("--no-resume", action="store_true", help="ignore an interrupted upload")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -505,8 +545,11 @@ def _add_upload_options(parser: argparse.ArgumentParser) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="avatarkit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="avatarkit",
+        description=(__doc__ or "").replace("``", ""),  # no reST markup on a terminal
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"avatarkit {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     retry = _retry_options()
 
@@ -521,12 +564,16 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     say = sub.add_parser("say", help="produce a video of TEXT")
-    say.add_argument("text")
-    say.add_argument("-o", "--output", default="out.mp4")
-    say.add_argument("--role", default="GuoXiaoyuan")
-    say.add_argument("--codec", default="mp4", choices=["mp4", "webm", "mov"])
-    say.add_argument("--width", type=int)
-    say.add_argument("--height", type=int)
+    say.add_argument("text", help="what the avatar says (plain text or SSML)")
+    say.add_argument(
+        "-o", "--output", default="out.mp4", help="the video file to write (default out.mp4)"
+    )
+    say.add_argument("--role", default="GuoXiaoyuan", help="the avatar (default GuoXiaoyuan)")
+    say.add_argument(
+        "--codec", default="mp4", choices=["mp4", "webm", "mov"], help="container (default mp4)"
+    )
+    say.add_argument("--width", type=int, help="video width in pixels (default: the role's)")
+    say.add_argument("--height", type=int, help="video height in pixels (default: the role's)")
     say.add_argument("--subtitles", action="store_true", help="ask for subtitle events")
     say.add_argument("--srt", help="also write the subtitles to this .srt or .vtt file")
     say.add_argument(
@@ -542,12 +589,23 @@ def _parser() -> argparse.ArgumentParser:
     say.add_argument("--json", action="store_true", help="print the result as JSON")
 
     upload = sub.add_parser("upload", help="upload a digime video (resumable)", parents=[retry])
-    upload.add_argument("path")
-    upload.add_argument("--conf-name", required=True)
-    upload.add_argument("--role-show-name", required=True)
+    upload.add_argument("path", help="the video file (mp4, mov or webm)")
+    upload.add_argument(
+        "--conf-name", required=True, help="the digime's name: letters, digits and -"
+    )
+    upload.add_argument("--role-show-name", required=True, help="the name shown to people")
     upload.add_argument("--input-resource", required=True, help="data source, e.g. company")
-    upload.add_argument("--type", default="training", choices=["training", "template", "review"])
-    upload.add_argument("--no-resolution-check", action="store_true")
+    upload.add_argument(
+        "--type",
+        default="training",
+        choices=["training", "template", "review"],
+        help="what the video is for (default training)",
+    )
+    upload.add_argument(
+        "--no-resolution-check",
+        action="store_true",
+        help="send a training video whatever its resolution (the service wants 1080p or more)",
+    )
     _add_upload_options(upload)
 
     voice = sub.add_parser("voice-clone", help="voice-clone material")
@@ -555,10 +613,15 @@ def _parser() -> argparse.ArgumentParser:
     vupload = voice_sub.add_parser(
         "upload", help="upload a zip/tar, or a folder of audio files", parents=[retry]
     )
-    vupload.add_argument("path")
-    vupload.add_argument("--tts-type", required=True, choices=["tts_model_v1", "tts_model_v2"])
-    vupload.add_argument("--input-resource", required=True)
-    vupload.add_argument("--conf-name")
+    vupload.add_argument("path", help="a zip or tar archive, or a folder of audio files")
+    vupload.add_argument(
+        "--tts-type",
+        required=True,
+        choices=["tts_model_v1", "tts_model_v2"],
+        help="the voice model to train",
+    )
+    vupload.add_argument("--input-resource", required=True, help="data source, e.g. company")
+    vupload.add_argument("--conf-name", help="the voice's name (default: made from the file)")
     _add_upload_options(vupload)
 
     convert = (
@@ -570,73 +633,104 @@ def _parser() -> argparse.ArgumentParser:
             parents=[retry],
         )
     )
-    convert.add_argument("input")
-    convert.add_argument("-o", "--output", required=True)
+    convert.add_argument("input", help="the audio to convert: a path or an http(s) URL")
+    convert.add_argument("-o", "--output", required=True, help="the audio file to write")
     convert.add_argument("--speaker", required=True, help="e.g. zh_female_qingxin")
-    convert.add_argument("--format", default="wav", choices=["wav", "mp3", "aac"])
-    convert.add_argument("--sample-rate", type=int, default=24000)
-    convert.add_argument("--channel", type=int, default=1)
+    convert.add_argument(
+        "--format", default="wav", choices=["wav", "mp3", "aac"], help="output format (default wav)"
+    )
+    convert.add_argument(
+        "--sample-rate", type=int, default=24000, help="output sample rate in Hz (default 24000)"
+    )
+    convert.add_argument("--channel", type=int, default=1, help="output channels (default 1)")
     convert.add_argument("--background", action="store_true", help="keep the background sound")
     convert.add_argument("--no-speaker-check", action="store_true", help="allow unlisted speakers")
     convert.add_argument("--json", action="store_true", help="print the result as JSON")
 
     train = sub.add_parser("train", help="start training a digime", parents=[retry])
-    train.add_argument("conf_name")
-    train.add_argument("--callback-url", required=True)
+    train.add_argument("conf_name", help="the uploaded digime's name")
+    train.add_argument(
+        "--callback-url", required=True, help="where the service posts the training result"
+    )
     train.add_argument("--wait", action="store_true", help="wait until training ends")
-    train.add_argument("--timeout", type=float, help="seconds to wait at most")
-    train.add_argument("--json", action="store_true")
+    train.add_argument("--timeout", type=float, help="with --wait: seconds to wait at most")
+    train.add_argument("--json", action="store_true", help="print the result as JSON")
 
     status = sub.add_parser("status", help="a digime's training state", parents=[retry])
-    status.add_argument("conf_name")
-    status.add_argument("--json", action="store_true")
+    status.add_argument("conf_name", help="the digime's name")
+    status.add_argument("--json", action="store_true", help="print the state as JSON")
 
     meta = sub.add_parser("metastudio", help="Huawei MetaStudio 2D-avatar training jobs")
     meta_sub = meta.add_subparsers(dest="metastudio_command", required=True)
     mtrain = meta_sub.add_parser(
         "train", help="create a job, upload, submit and wait", parents=[retry]
     )
-    mtrain.add_argument("--name", required=True)
+    mtrain.add_argument("--name", required=True, help="the avatar's name")
     mtrain.add_argument("--video", required=True, help="training video (mp4, 1080p/4K, 3-10 min)")
-    mtrain.add_argument("--action-video")
+    mtrain.add_argument("--action-video", help="an optional action video (mp4)")
     mtrain.add_argument("--audio", help="audio zip")
-    mtrain.add_argument("--cover")
-    mtrain.add_argument("--id-card", nargs=2, metavar=("FRONT", "BACK"))
-    mtrain.add_argument("--grant-file")
-    mtrain.add_argument("--contact")
-    mtrain.add_argument("--batch-name")
-    mtrain.add_argument("--part-mib", type=float, default=64.0, help="bytes per presigned part")
-    mtrain.add_argument("--no-video-check", action="store_true")
+    mtrain.add_argument("--cover", help="a cover image")
+    mtrain.add_argument(
+        "--id-card", nargs=2, metavar=("FRONT", "BACK"), help="the ID card's two images"
+    )
+    mtrain.add_argument("--grant-file", help="the signed authorisation letter")
+    mtrain.add_argument("--contact", help="a phone number for the review")
+    mtrain.add_argument("--batch-name", help="a batch to file the job under")
+    mtrain.add_argument(
+        "--part-mib", type=float, default=64.0, help="MiB per presigned part (default 64)"
+    )
+    mtrain.add_argument(
+        "--no-video-check",
+        action="store_true",
+        help="send the video whatever its resolution and length (wanted: 1080p/4K, 3-10 min)",
+    )
     mtrain.add_argument("--no-wait", action="store_true", help="return once submitted")
-    mtrain.add_argument("--timeout", type=float)
-    mtrain.add_argument("--json", action="store_true")
+    mtrain.add_argument("--timeout", type=float, help="seconds to wait for the result at most")
+    mtrain.add_argument("--json", action="store_true", help="print the job as JSON")
     mjobs = meta_sub.add_parser("jobs", help="list training jobs", parents=[retry])
-    mjobs.add_argument("--state", help="comma-separated states")
-    mjobs.add_argument("--limit", type=int, default=10)
-    mjobs.add_argument("--offset", type=int, default=0)
-    mjobs.add_argument("--json", action="store_true")
+    mjobs.add_argument("--state", help="comma-separated states, e.g. WAIT_TRAINING,TRAINING")
+    mjobs.add_argument("--limit", type=int, default=10, help="jobs per page (default 10)")
+    mjobs.add_argument("--offset", type=int, default=0, help="jobs to skip (default 0)")
+    mjobs.add_argument("--json", action="store_true", help="print the jobs as JSON")
     mshow = meta_sub.add_parser("show", help="one training job", parents=[retry])
-    mshow.add_argument("job_id")
-    mshow.add_argument("--json", action="store_true")
+    mshow.add_argument("job_id", help="the job's id")
+    mshow.add_argument("--json", action="store_true", help="print the job as JSON")
 
     emu = sub.add_parser("emulator", help="run the local emulator in the foreground")
-    emu.add_argument("--host", default="127.0.0.1")
-    emu.add_argument("--port", type=int, default=8765)
-    emu.add_argument("--pace", choices=["fast", "realtime"], default="realtime")
-    emu.add_argument("--media", choices=["real", "cheap"], default="real")
+    emu.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback)")
+    emu.add_argument(
+        "--port", type=int, default=8765, help="port to listen on (default 8765; 0: any free)"
+    )
+    emu.add_argument(
+        "--pace",
+        choices=["fast", "realtime"],
+        default="realtime",
+        help="stream media as fast as possible, or at the real service's pace (default)",
+    )
+    emu.add_argument(
+        "--media",
+        choices=["real", "cheap"],
+        default="real",
+        help="real H.264/PCM (default), or cheap placeholder frames for load tests",
+    )
     emu.add_argument(
         "--frame-bytes", type=int, help="cheap media: pad every video frame to N bytes"
     )
     emu.add_argument("--audio-chunk-ms", type=int, help="PCM per audio frame (default 40)")
-    emu.add_argument("--appid")
-    emu.add_argument("--token")
+    emu.add_argument("--appid", help="the appid it accepts (default: a generated one)")
+    emu.add_argument("--token", help="the token it accepts (default: a generated one)")
     emu.add_argument(
         "--set",
         action="append",
         metavar="NAME=VALUE",
         help="any emulator option, e.g. --set latency_ms=20 --set failure_rate=0.2",
     )
-    emu.add_argument("--log-level", default="info")
+    emu.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug", "trace"],
+        help="the server's log level (default info)",
+    )
     emu.add_argument(
         "--ready-fd",
         type=int,
@@ -662,8 +756,53 @@ async def _showing_retries(
         retry_log.removeHandler(quiet)
 
 
+def _version() -> str:
+    from avatarkit import __version__
+
+    return __version__
+
+
+def _cli_words(text: str) -> str:
+    for keyword, flag in _FLAG_HINTS.items():
+        text = text.replace(keyword, flag)
+    return text
+
+
+def _report(exc: Exception, *, json_errors: bool) -> int:
+    """One line (or one JSON object) on stderr for ``exc``; returns its exit code."""
+    code = next(code for kind, code in _EXIT_CODES if isinstance(exc, kind))
+    if isinstance(exc, OSError):
+        message = f"cannot use {exc.filename or 'a file'}: {exc.strerror or exc}"
+    else:
+        message = _cli_words(str(exc))
+    if json_errors:
+        error: dict[str, Any] = {"type": type(exc).__name__, "message": message, "exit_code": code}
+        for name in _ERROR_FIELDS:
+            value = getattr(exc, name, None)
+            if isinstance(value, str | int | float | bool):
+                error[name] = value
+        print(json.dumps({"error": error}, ensure_ascii=False), file=sys.stderr)
+    elif isinstance(exc, ValidationError | OSError):
+        print(f"avatarkit: invalid input: {message}", file=sys.stderr)
+    elif isinstance(exc, TrainingFailed):
+        print(f"avatarkit: {message}", file=sys.stderr)
+    else:
+        print(f"avatarkit: {type(exc).__name__}: {message}", file=sys.stderr)
+    return code
+
+
+def _writable_output(path: str, flag: str) -> None:
+    """Fail before a long job if its result could not be written where asked."""
+    parent = Path(path).expanduser().resolve().parent
+    if not parent.is_dir():
+        raise ValidationError(flag, path, f"is in {parent}, which is not an existing directory")
+    if not os.access(parent, os.W_OK):
+        raise ValidationError(flag, path, f"is in {parent}, which is not writable")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    json_errors = bool(getattr(args, "json", False))
     try:
         if args.command == "emulator":
             return _cmd_emulator(args)
@@ -678,15 +817,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "status": _cmd_status,
         }
         return anyio.run(_showing_retries, commands[args.command], args)
-    except ValidationError as exc:
-        print(f"avatarkit: invalid input: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except TrainingFailed as exc:
-        print(f"avatarkit: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except AvatarError as exc:
-        print(f"avatarkit: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    except (AvatarError, OSError) as exc:
+        return _report(exc, json_errors=json_errors)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import os
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 import av
+import pytest
 
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("AVATARKIT_")}
 
@@ -55,7 +57,9 @@ def test_demo_runs_the_whole_product(tmp_path: Path) -> None:
 def test_demo_human_output(tmp_path: Path) -> None:
     result = run("demo", "--width", "240", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "emulator running at http://127.0.0.1:" in result.stdout
+    # The steps as they run are status (stderr); the summary is the result (stdout).
+    assert "emulator running at http://127.0.0.1:" in result.stderr
+    assert "metastudio job" in result.stderr
     assert "summary" in result.stdout and "metastudio job" in result.stdout
     assert f"files in {tmp_path / 'avatarkit-demo'}" in result.stdout
     assert (tmp_path / "avatarkit-demo" / "out.mp4").exists()
@@ -156,7 +160,9 @@ def test_say_with_a_bad_config_names_the_field(tmp_path: Path) -> None:
     assert not (tmp_path / "x.mp4").exists()
 
 
-def test_upload_train_and_status_commands(tmp_path: Path, training_clip: bytes) -> None:
+def test_upload_train_and_status_commands(
+    tmp_path: Path, training_clip: bytes, small_clip: bytes
+) -> None:
     from avatarkit.digime.plan import plan_parts
     from tests.audio_helpers import sine_wav
     from tests.conftest import emulator_process
@@ -246,7 +252,22 @@ def test_upload_train_and_status_commands(tmp_path: Path, training_clip: bytes) 
         assert bad.returncode == 2 and "conf_name='bad name'" in bad.stderr
         missing = cli("status", "Nobody")
         assert missing.returncode == 1 and "40401" in missing.stderr
-        for result in (up, voice, train, status, bad, missing):
+        as_json = cli("status", "Nobody", "--json")
+        error = json.loads(as_json.stderr)["error"]
+        assert as_json.returncode == 1 and as_json.stdout == ""
+        assert (error["type"], error["code"], error["exit_code"]) == ("ServiceError", 40401, 1)
+        small = tmp_path / "small.mp4"
+        small.write_bytes(small_clip)
+        low = cli(  # 720p, below the review's 1080p: the hint names the flag
+            *("upload", str(small), "--conf-name", "Low-Res", "--role-show-name", "x"),
+            *("--input-resource", "acme"),
+        )
+        assert low.returncode == 2 and "--no-resolution-check" in low.stderr, low.stderr
+        assert "check_resolution" not in low.stderr
+        env["AVATARKIT_TOKEN"] = "not-the-token"
+        refused = cli("status", "Liu-Xuan")
+        assert refused.returncode == 3 and "AVATARKIT_TOKEN" in refused.stderr, refused.stderr
+        for result in (up, voice, train, status, bad, missing, as_json, low, refused):
             assert proc.token not in result.stdout + result.stderr
 
 
@@ -320,3 +341,76 @@ def test_metastudio_commands(tmp_path: Path, long_training_clip: bytes) -> None:
         for result in (train, jobs, show, missing, bad):
             for secret in (proc.env["CLOUD_SDK_SK"], proc.env["CLOUD_SDK_AK"]):
                 assert secret not in result.stdout + result.stderr
+
+
+def test_version() -> None:
+    from avatarkit import __version__
+
+    result = run("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"avatarkit {__version__}"
+
+
+def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found += _parsers(sub)
+    return found
+
+
+def test_every_option_and_argument_has_help_and_help_has_no_markup() -> None:
+    from avatarkit.cli import _parser
+
+    parsers = _parsers(_parser())
+    assert len(parsers) > 10
+    for parser in parsers:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                continue
+            assert action.help, f"{parser.prog}: {action.option_strings or action.dest} has no help"
+        assert "``" not in parser.format_help(), parser.prog
+    assert "bytes per" not in _parser().format_help()
+
+
+def test_say_into_a_missing_directory_fails_at_once_in_one_line(tmp_path: Path) -> None:
+    target = tmp_path / "nodir" / "x.mp4"
+    result = run("say", "你好", "-o", str(target), "--emulator")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "--output" in result.stderr and "not an existing directory" in result.stderr
+    assert not (tmp_path / "nodir").exists()
+
+
+def test_json_errors_are_one_object_on_stderr(tmp_path: Path) -> None:
+    out = tmp_path / "x.mp4"
+    result = run("say", "你好", "-o", str(out), "--emulator", "--width", "100", "--json")
+    assert result.returncode == 2 and result.stdout == ""
+    error = json.loads(result.stderr)["error"]
+    assert error["type"] == "ValidationError" and error["exit_code"] == 2
+    assert error["field"] == "video.video_width" and "video_width=100" in error["message"]
+
+
+def test_each_error_class_has_its_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
+    from avatarkit import cli, errors
+
+    cases = [
+        (errors.ValidationError("speaker", "x", "unknown (check_speaker=False to send it)"), 2),
+        (errors.AuthenticationError(401, "no", status=401, credential="token (T)"), 3),
+        (errors.TimeoutError("waited 5 s"), 4),
+        (errors.ConnectionLost("reset"), 5),
+        (errors.ProtocolError("bad frame"), 5),
+        (errors.TrainingFailed("Liu-Xuan", None), 6),
+        (errors.ServiceError(500, "boom", status=500, retryable=True), 1),
+        (errors.StreamClosed("closed"), 1),
+        (FileNotFoundError(2, "No such file or directory", "/nowhere/x.srt"), 2),
+    ]
+    for exc, code in cases:
+        assert cli._report(exc, json_errors=False) == code
+        line = capsys.readouterr().err
+        assert line.count("\n") == 1 and line.startswith("avatarkit: ")
+        assert cli._report(exc, json_errors=True) == code
+        error = json.loads(capsys.readouterr().err)["error"]
+        assert (error["type"], error["exit_code"]) == (type(exc).__name__, code)
+    cli._report(cases[0][0], json_errors=False)
+    assert "--no-speaker-check" in capsys.readouterr().err

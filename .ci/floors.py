@@ -1,0 +1,47 @@
+"""Print pip constraints pinning every runtime dependency to its declared floor.
+
+Reads ``pyproject.toml``: the dependencies and the extras users install
+(``emulator``, ``media``, ``speed``).  Each ``name>=X`` becomes ``name==X``
+(its environment marker kept), so ``pip install -c`` with this output
+installs the lowest versions the project claims to work with.  A
+requirement without a floor is an error: every dependency must state one.
+
+    python .ci/floors.py > floors.txt
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+EXTRAS = ("emulator", "media", "speed")
+_REQ = re.compile(r"^(?P<name>[A-Za-z0-9_.-]+)(?:\[[^\]]*\])?\s*(?P<spec>[^;]*)(?P<marker>;.*)?$")
+
+
+def floors(pyproject: Path) -> list[str]:
+    project = tomllib.loads(pyproject.read_text())["project"]
+    requirements = list(project["dependencies"])
+    for extra in EXTRAS:
+        requirements += project["optional-dependencies"][extra]
+    pins: dict[str, str] = {}
+    for requirement in requirements:
+        match = _REQ.match(requirement.strip())
+        if match is None:
+            raise SystemExit(f"cannot read the requirement {requirement!r}")
+        name = match["name"].lower()
+        if name == project["name"]:
+            continue  # a self-reference (avatarkit[...]): its own requirements are listed
+        floor = re.search(r">=\s*([0-9][^,\s]*)", match["spec"])
+        if floor is None:
+            raise SystemExit(f"{requirement!r} states no floor (>=): every dependency must")
+        pin = f"{name}=={floor[1]}{match['marker'] or ''}"
+        if pins.setdefault(name, pin) != pin:
+            raise SystemExit(f"{name} has two floors: {pins[name]!r} and {pin!r}")
+    return sorted(pins.values())
+
+
+if __name__ == "__main__":
+    root = Path(__file__).resolve().parent.parent
+    sys.stdout.write("".join(line + "\n" for line in floors(root / "pyproject.toml")))
