@@ -18,8 +18,8 @@ The local emulator lives in :mod:`avatarkit.emulator` (``emulator`` extra).
 from typing import TYPE_CHECKING
 
 from avatarkit._lazy import lazy_exports
+from avatarkit._logs import setup_from_env
 from avatarkit._progress import UploadProgress
-from avatarkit._redact import protect_library_loggers
 from avatarkit._retry import RetryEvent, RetryPolicy, on_retry
 from avatarkit._session import AvatarSession, Endpoints
 from avatarkit.errors import (
@@ -71,7 +71,8 @@ _LAZY: dict[str, str | tuple[str, str | None]] = {
 
 __version__ = "0.1.0"
 
-protect_library_loggers()
+setup_from_env()  # AVATARKIT_LOG=debug|info: nothing happens unless it is set
+
 
 __all__ = [
     "AuthenticationError",

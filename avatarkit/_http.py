@@ -43,7 +43,7 @@ from typing import Final, TypeVar
 import httpx
 import msgspec
 
-from avatarkit._redact import redact_url, scrub
+from avatarkit._redact import our_call, redact_url, scrub
 from avatarkit._retry import RetryPolicy, retry
 from avatarkit.errors import (
     AvatarError,
@@ -278,7 +278,8 @@ def http_errors(
     AvatarErrors raised inside (a ServiceError built from the answer…) pass unchanged.
     """
     try:
-        yield
+        with our_call():  # httpx's log lines for this exchange are scrubbed
+            yield
     except AvatarError:
         raise
     except Exception as exc:

@@ -10,6 +10,9 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -114,11 +117,35 @@ def protected_logger(name: str) -> logging.Logger:
     return logger
 
 
-def protect_library_loggers() -> None:
-    """Scrub httpx's own request log lines (it logs full URLs at INFO).
+# Set while one of the SDK's own HTTP exchanges runs (see our_call).
+_IN_OUR_CALL: ContextVar[bool] = ContextVar("avatarkit_http_call", default=False)
 
-    Presigned upload URLs and the query-string auth forms carry credentials in
-    their query strings; the filter masks query values, nothing else.
+
+class _OurCallsFilter(logging.Filter):
+    """On httpx's and httpcore's loggers: scrubs the records the SDK's own calls cause
+    (httpx logs full URLs at INFO, presigned ones included) and leaves every other
+    record, the application's own requests, untouched."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return _FILTER.filter(record) if _IN_OUR_CALL.get() else True
+
+
+_OUR_CALLS = _OurCallsFilter()
+_LIBRARY_LOGGERS = ("httpx", "httpcore")
+
+
+@contextmanager
+def our_call() -> Iterator[None]:
+    """Run one of the SDK's HTTP exchanges: what httpx logs inside is scrubbed.
+
+    The filter goes on httpx's loggers at the first call, not at import.
     """
-    for name in ("httpx", "httpcore", "websockets"):
-        protected_logger(name)
+    for name in _LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        if _OUR_CALLS not in logger.filters:
+            logger.addFilter(_OUR_CALLS)
+    token = _IN_OUR_CALL.set(True)
+    try:
+        yield
+    finally:
+        _IN_OUR_CALL.reset(token)

@@ -3,7 +3,7 @@
 Cancellation is never retried (it is a ``BaseException``); callers decide with
 ``retry_on`` which errors are transient (for HTTP: :func:`avatarkit._http.is_transient`).
 
-Every retry is logged at WARNING on ``avatarkit.retry`` and reported to the
+Every retry is logged at WARNING on ``avatarkit._retry`` and reported to the
 listeners installed with :func:`on_retry`, as a :class:`RetryEvent`::
 
     with on_retry(lambda e: print(f"{e.what}: attempt {e.attempt} failed: {e.reason}")):
@@ -30,7 +30,7 @@ from avatarkit.errors import ValidationError
 __all__ = ["RetryEvent", "RetryListener", "RetryPolicy", "on_retry", "retry"]
 
 T = TypeVar("T")
-log = protected_logger("avatarkit.retry")
+log = protected_logger(__name__)
 
 
 class RetryEvent(msgspec.Struct, frozen=True, kw_only=True):

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AvatarSession", "Endpoints"]
 
-log = protected_logger("avatarkit.session")
+log = protected_logger(__name__)
 
 
 class Endpoints(msgspec.Struct, frozen=True, kw_only=True):

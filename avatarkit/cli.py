@@ -42,6 +42,7 @@ import anyio
 import msgspec
 
 from avatarkit._retry import RetryEvent, on_retry
+from avatarkit._retry import log as _retry_log
 from avatarkit._session import AvatarSession, Endpoints
 from avatarkit.digime.upload import UploadProgress, UploadResult
 from avatarkit.digime.wire import TrainingInfo
@@ -747,7 +748,7 @@ async def _showing_retries(
     # The retry lines below replace the library's WARNING records, which would
     # otherwise reach stderr a second time through logging's last-resort handler.
     quiet = logging.NullHandler()
-    retry_log = logging.getLogger("avatarkit.retry")
+    retry_log = _retry_log
     retry_log.addHandler(quiet)
     try:
         with on_retry(_RetryLine(json_lines=getattr(args, "json", False))):

@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import anyio
 import anyio.abc
@@ -518,3 +519,32 @@ def test_parse_callback_body() -> None:
         assert isinstance(info.value, ProtocolError)
     with pytest.raises(ValidationError):
         parse_callback_body("{}")  # type: ignore[arg-type]
+
+
+async def test_the_log_filter_keeps_the_secret_out_of_uvicorns_access_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    receiver = CallbackReceiver(secret=SECRET)
+    access = logging.getLogger("uvicorn.access")
+    caplog.set_level(logging.INFO, logger="uvicorn.access")
+    sock = bind("127.0.0.1", 0)
+    config = uvicorn.Config(receiver, lifespan="off", log_config=None, access_log=True)
+    server = _InProcessServer(config)
+    url = receiver.callback_url(f"http://127.0.0.1:{sock.getsockname()[1]}/cb")
+    try:
+        async with anyio.create_task_group() as tg, httpx.AsyncClient(timeout=5) as client:
+            tg.start_soon(lambda: server.serve(sockets=[sock]))
+            assert (await client.post(url, json=payload())).status_code == 200
+            access.addFilter(receiver.log_filter)
+            try:
+                assert (await client.post(url, json=payload())).status_code == 200
+            finally:
+                access.removeFilter(receiver.log_filter)
+                server.should_exit = True
+    finally:
+        sock.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "uvicorn.access"]
+    assert len(lines) == 2, lines
+    encoded = urlencode({"secret": SECRET})  # as it stands in the URL
+    assert encoded in lines[0]  # what the access log holds without the filter
+    assert encoded not in lines[1] and SECRET not in lines[1] and "secret=***" in lines[1]

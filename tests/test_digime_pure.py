@@ -219,3 +219,23 @@ def test_envelope_errors() -> None:
     assert info.value.retryable
     with pytest.raises(ProtocolError):
         check_envelope(b"<html>", status=200, what="t")
+
+
+def test_the_journal_lives_where_each_platform_keeps_state() -> None:
+    from avatarkit.digime.journal import default_journal_dir
+
+    home = Path("/home/u")
+    cases = [
+        ("linux", {}, home / ".local/state/avatarkit/uploads"),
+        ("linux", {"XDG_STATE_HOME": "/xdg"}, Path("/xdg/avatarkit/uploads")),
+        (
+            "darwin",
+            {"XDG_STATE_HOME": "/xdg"},
+            home / "Library/Application Support/avatarkit/uploads",
+        ),
+        ("win32", {"LOCALAPPDATA": "/lad"}, Path("/lad/avatarkit/uploads")),
+        ("win32", {}, home / "AppData/Local/avatarkit/uploads"),
+        ("darwin", {"AVATARKIT_STATE_DIR": "/mine"}, Path("/mine")),
+    ]
+    for platform, env, expected in cases:
+        assert default_journal_dir(platform=platform, env=env, home=home) == expected, platform

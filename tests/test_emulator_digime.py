@@ -557,7 +557,7 @@ async def test_unreachable_callback_is_logged_redacted_and_not_fatal(
     sock = bind("127.0.0.1", 0)
     dead = f"http://127.0.0.1:{sock.getsockname()[1]}/cb?token=very-secret"
     sock.close()  # nobody listens there any more: connections are refused
-    caplog.set_level(logging.WARNING, logger="avatarkit.emulator.digime")
+    caplog.set_level(logging.WARNING, logger="avatarkit.emulator.digime.training")
     async with digime() as api:
         await api.upload(training_clip)
         ok(await api.train(CONF, dead))
@@ -565,7 +565,9 @@ async def test_unreachable_callback_is_logged_redacted_and_not_fatal(
             await api.emu.state.digime.trainings[CONF].finished.wait()
         assert ok(await api.info(CONF))["state"] == 2  # the emulator is still fine
         assert api.emu.stats.digime_callbacks_sent == 0
-    warnings = [r.getMessage() for r in caplog.records if r.name == "avatarkit.emulator.digime"]
+    warnings = [
+        r.getMessage() for r in caplog.records if r.name == "avatarkit.emulator.digime.training"
+    ]
     assert len(warnings) == 3
     assert all("token=***" in w and "very-secret" not in w for w in warnings)
 

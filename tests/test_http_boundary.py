@@ -430,7 +430,7 @@ def dead_session(**kwargs: Any) -> AvatarSession:
 
 
 async def test_retries_are_logged_at_warning_and_reported(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="avatarkit.retry")
+    caplog.set_level(logging.INFO, logger="avatarkit._retry")
     policy = RetryPolicy(attempts=3, base_delay=0.001, max_delay=0.002, total_timeout=10)
     async with dead_session(retry=policy) as av:
         with retries() as events, pytest.raises(ConnectionLost) as info:
@@ -442,7 +442,7 @@ async def test_retries_are_logged_at_warning_and_reported(caplog: pytest.LogCapt
     ]
     assert all(0.0005 <= e.delay <= 0.002 for e in events)
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert [r.name for r in warnings] == ["avatarkit.retry"] * 2
+    assert [r.name for r in warnings] == ["avatarkit._retry"] * 2
     first = warnings[0].getMessage()
     assert "retrying POST /digime_training_info: attempt 1/3 failed: connection refused" in first
     assert "next try in 0.0s" in first
@@ -548,7 +548,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_cli_prints_each_retry_on_stderr() -> None:
     result = cli("status", "Liu-Xuan", "--retry-timeout", "1")
-    assert result.returncode == 1 and result.stdout == ""
+    assert result.returncode == 5 and result.stdout == ""  # 5: the connection class
     lines = result.stderr.splitlines()
     retried = [line for line in lines if line.startswith("avatarkit: retrying ")]
     assert retried and len(retried) == len(lines) - 1  # the retries, then the error
@@ -562,9 +562,10 @@ def test_cli_prints_each_retry_on_stderr() -> None:
 
 def test_cli_retry_lines_are_json_with_json() -> None:
     result = cli("status", "Liu-Xuan", "--retry-timeout", "1", "--json")
-    assert result.returncode == 1 and result.stdout == ""
+    assert result.returncode == 5 and result.stdout == ""
     *events, last = result.stderr.splitlines()
-    assert events and last.startswith("avatarkit: ConnectionLost")
+    error = json.loads(last)["error"]  # the error too is one JSON object
+    assert (error["type"], error["exit_code"]) == ("ConnectionLost", 5)
     parsed = [json.loads(line) for line in events]
     assert parsed[0]["event"] == "retry" and parsed[0]["attempt"] == 1
     assert {p["what"] for p in parsed} == {"POST /digime_training_info"}

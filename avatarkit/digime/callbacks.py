@@ -14,14 +14,18 @@ hands them to the program::
 It needs no web framework: ``uvicorn module:receiver`` serves it alone.
 Behind another server, :func:`parse_callback_body` reads a body on its own.
 
-The service can only be given a URL, so the shared secret travels in its
-query string.  This module never logs URLs, but a server's access log may:
-turn that off (or filter it) when a secret is used.
+The service can only be given a URL (it sends no header of ours), so the
+shared secret travels in its query string.  This module never logs URLs,
+but a server's access log does; :attr:`CallbackReceiver.log_filter` masks
+the secret there::
+
+    logging.getLogger("uvicorn.access").addFilter(receiver.log_filter)
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final, Self
@@ -30,7 +34,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import anyio
 import msgspec
 
-from avatarkit._redact import protected_logger, register_secret, scrub
+from avatarkit._redact import SecretFilter, protected_logger, register_secret, scrub
 from avatarkit._schema_errors import decode_failure, reportable
 from avatarkit.digime.wire import TrainingCallback, TrainingState
 from avatarkit.errors import ProtocolError, StreamClosed, ValidationError
@@ -42,7 +46,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-_log = protected_logger("avatarkit.digime.callbacks")
+_log = protected_logger(__name__)
 
 # Strict: a state of "2" or a numeric conf_name is the sender's bug, not ours to guess at.
 _decoder: Final = msgspec.json.Decoder(TrainingCallback, strict=True)
@@ -51,6 +55,7 @@ _encoder: Final = msgspec.json.Encoder()
 
 _DONE_STATES: Final = frozenset({TrainingState.SUCCESS, TrainingState.FAILED})
 _LATEST_LIMIT: Final = 1024  # conf_names remembered for wait_for()/latest()
+_LOG_FILTER: Final = SecretFilter()  # stateless: one serves every receiver
 _MIN_SECRET: Final = 8  # shorter secrets are guessable and too short to scrub
 _SECRET_HEADER: Final = b"x-avatarkit-secret"
 _OK_BODY: Final = _encoder.encode({"errno": 0, "errMsg": "success"})
@@ -213,6 +218,13 @@ class CallbackReceiver:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def log_filter(self) -> logging.Filter:
+        """A logging filter that masks this receiver's secret (and every URL query
+        value) in a record: add it to your server's access logger, for example
+        ``logging.getLogger("uvicorn.access").addFilter(receiver.log_filter)``."""
+        return _LOG_FILTER
 
     # -- the program's side --------------------------------------------------
 

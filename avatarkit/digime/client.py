@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = ["VIDEO_RESOLUTIONS", "DigimeClient", "VoiceCloneClient"]
 
-log = protected_logger("avatarkit.digime")
+log = protected_logger(__name__)
 
 #: 1080p and 4K, either orientation (SPEC §1.1: training videos are 1080p or 4K).
 VIDEO_RESOLUTIONS: Final = frozenset(

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import msgspec
@@ -20,7 +22,7 @@ from avatarkit._redact import protected_logger
 
 __all__ = ["Journal", "JournalEntry", "default_journal_dir"]
 
-log = protected_logger("avatarkit.digime.journal")
+log = protected_logger(__name__)
 
 
 class JournalEntry(msgspec.Struct, kw_only=True):
@@ -37,13 +39,31 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(JournalEntry)
 
 
-def default_journal_dir() -> Path:
-    """``$AVATARKIT_STATE_DIR``, else ``$XDG_STATE_HOME/avatarkit/uploads`` (~/.local/state)."""
-    explicit = os.environ.get("AVATARKIT_STATE_DIR")
+def default_journal_dir(
+    *,
+    platform: str = sys.platform,
+    env: Mapping[str, str] = os.environ,
+    home: Path | None = None,
+) -> Path:
+    """Where interrupted uploads are remembered: ``$AVATARKIT_STATE_DIR``, else the
+    platform's place for an application's state (platformdirs' ``user_state_dir``
+    rules), plus ``avatarkit/uploads``:
+
+    * Linux and other Unixes: ``$XDG_STATE_HOME``, else ``~/.local/state``;
+    * macOS: ``~/Library/Application Support``;
+    * Windows: ``%LOCALAPPDATA%``, else ``~\\AppData\\Local``.
+    """
+    explicit = env.get("AVATARKIT_STATE_DIR")
     if explicit:
         return Path(explicit)
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "avatarkit" / "uploads"
+    home = home if home is not None else Path.home()
+    if platform == "darwin":
+        base = home / "Library" / "Application Support"
+    elif platform == "win32":
+        base = Path(env.get("LOCALAPPDATA") or home / "AppData" / "Local")
+    else:
+        base = Path(env.get("XDG_STATE_HOME") or home / ".local" / "state")
+    return base / "avatarkit" / "uploads"
 
 
 class Journal:

@@ -67,7 +67,7 @@ __all__ = [
     "post_json",
 ]
 
-log = protected_logger("avatarkit.digime.upload")
+log = protected_logger(__name__)
 
 #: Raw bytes per read: a multiple of 3 so that base64 chunks concatenate.  Much
 #: smaller chunks cost more per GiB in httpx's per-write overhead than they save.

@@ -173,7 +173,7 @@ class ServiceApi:
     max_body: ClassVar[int | None] = None
 
     def __init__(self) -> None:
-        self.log = protected_logger(f"avatarkit.emulator.{self.name}")
+        self.log = protected_logger(f"{__name__}.{self.name}")
 
     # -- the envelope: what each service says differently ----------------------
 

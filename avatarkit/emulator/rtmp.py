@@ -66,7 +66,7 @@ from avatarkit._redact import protected_logger
 
 __all__ = ["AAC_FRAME", "AAC_RATE", "RtmpPublisher", "is_idr"]
 
-log = protected_logger("avatarkit.emulator.rtmp")
+log = protected_logger(__name__)
 
 AAC_RATE: Final = 48_000  # Hz of the pushed AAC (see the module docstring)
 AAC_FRAME: Final = 1024  # samples per AAC-LC packet

@@ -52,7 +52,7 @@ from avatarkit.metastudio.wire import (
 
 __all__ = ["MetaStudio", "PresignedUpload"]
 
-log = protected_logger("avatarkit.metastudio")
+log = protected_logger(__name__)
 
 _encoder: Final = msgspec.json.Encoder()
 _create_decoder: Final = msgspec.json.Decoder(CreateJobResponse)

@@ -44,7 +44,7 @@ from avatarkit.tta._wsread import FrameReader
 
 __all__ = ["FrameSink", "Keepalive", "WsConnection", "connect"]
 
-log = protected_logger("avatarkit.tta.ws")
+log = protected_logger(__name__)
 
 _ssl_context: ssl.SSLContext | None = None
 _Data = bytes | bytearray | memoryview

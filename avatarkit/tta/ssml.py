@@ -87,7 +87,7 @@ __all__ = [
 
 Dimension = Literal["2d", "3d"]
 
-log = protected_logger("avatarkit.tta")
+log = protected_logger(__name__)
 
 #: Pronunciation tags of doc 001 §2.1.4, passed through untouched.
 PASS_THROUGH_TAGS: Final = frozenset({"py", "break", "speed", "volume", "pitch"})

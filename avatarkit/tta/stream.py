@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AudioDrive", "StreamRecording", "TtaStream", "Utterance"]
 
-log = protected_logger("avatarkit.tta")
+log = protected_logger(__name__)
 
 _SECOND_OF_SPEECH: Final = 32_000  # bytes of 16 kHz mono s16le
 _STRAY: Final = "out-of-place event (no utterance it can belong to): %r"

@@ -38,11 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ConvertedAudio", "VoiceClient"]
 
-log = protected_logger("avatarkit.voice")
-# httpx logs every request's URL at INFO; with auth="query" that URL carries the
-# token, so its records are scrubbed like ours.
-protected_logger("httpx")
-
+log = protected_logger(__name__)
 _HEADERS: Final = {"Content-Type": "application/json"}
 
 

@@ -18,7 +18,7 @@ from avatarkit.voice.rules import PCM_BYTES_PER_SECOND
 
 __all__ = ["probe_duration"]
 
-log = protected_logger("avatarkit.voice")
+log = protected_logger(__name__)
 
 
 def _wav_seconds(source: IO[bytes] | str) -> float | None:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["train"]
 
-log = protected_logger("avatarkit.emulator.digime")
+log = protected_logger(__name__)
 
 CALLBACK_ATTEMPTS: Final = 3
 CALLBACK_TIMEOUT: Final = 5.0

@@ -69,7 +69,7 @@ __all__ = [
     "put_object",
 ]
 
-log = protected_logger("avatarkit.emulator.metastudio")
+log = protected_logger(__name__)
 
 OBS_PREFIX: Final = "/metastudio-obs"
 TRAINING_VIDEO: Final = "trainingVideo"

@@ -44,7 +44,7 @@ from avatarkit.tta import frames
 
 __all__ = ["TtaSession", "tta_endpoint"]
 
-log = protected_logger("avatarkit.emulator.tta")
+log = protected_logger(__name__)
 
 # The protocol's numbers, defined once with the wire format (doc 001 §2.2.1).
 OK, INVALID, BUSY, INTERNAL = (
