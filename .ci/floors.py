@@ -7,6 +7,10 @@ installs the lowest versions the project claims to work with.  A
 requirement without a floor is an error: every dependency must state one.
 
     python .ci/floors.py > floors.txt
+    python .ci/floors.py --check    # in the venv installed with them: each floor holds
+
+``--check`` fails unless every pinned package is installed at exactly its floor,
+so that a resolver that quietly picked another version cannot pass as the floors.
 """
 
 from __future__ import annotations
@@ -42,6 +46,38 @@ def floors(pyproject: Path) -> list[str]:
     return sorted(pins.values())
 
 
+def check(pins: list[str]) -> list[str]:
+    """The pins this environment does not hold, in words (empty when all hold)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from packaging.markers import Marker
+    from packaging.version import Version
+
+    wrong = []
+    for pin in pins:
+        spec, _, marker = pin.partition(";")
+        if marker and not Marker(marker).evaluate():
+            continue
+        name, _, floor = spec.partition("==")
+        try:
+            installed = version(name)
+        except PackageNotFoundError:
+            wrong.append(f"{name}: not installed (floor {floor})")
+            continue
+        if Version(installed) != Version(floor):
+            wrong.append(f"{name}: {installed} installed, floor {floor}")
+    return wrong
+
+
 if __name__ == "__main__":
     root = Path(__file__).resolve().parent.parent
-    sys.stdout.write("".join(line + "\n" for line in floors(root / "pyproject.toml")))
+    pins = floors(root / "pyproject.toml")
+    if sys.argv[1:] == ["--check"]:
+        problems = check(pins)
+        for problem in problems:
+            print(f"floors: {problem}", file=sys.stderr)
+        if problems:
+            raise SystemExit(1)
+        print(f"floors: all {len(pins)} pins installed at their floors")
+    else:
+        sys.stdout.write("".join(line + "\n" for line in pins))

@@ -19,6 +19,7 @@ import msgspec
 from avatarkit._redact import short_repr
 
 __all__ = [
+    "JSON_DECODE_ERRORS",
     "FieldProblem",
     "decode_failure",
     "field_problem",
@@ -89,6 +90,13 @@ def reportable(value: Any) -> Any:
     return value
 
 
+#: What msgspec's JSON decoder raises on bad input: DecodeError (its ValidationError
+#: included); RecursionError past ~1000 levels of nesting (it recurses per level);
+#: UnicodeEncodeError for a ``str`` holding a lone surrogate; and, before msgspec
+#: 0.23, UnicodeDecodeError for bytes that are not UTF-8 (0.23 raises DecodeError).
+JSON_DECODE_ERRORS: Final = (msgspec.DecodeError, RecursionError, UnicodeError)
+
+
 def decode_failure(exc: Exception) -> str:
     """Why msgspec's JSON decoder failed, in words (for RecursionError/UnicodeError too).
 
@@ -100,6 +108,8 @@ def decode_failure(exc: Exception) -> str:
         return "nested too deeply"
     if isinstance(exc, UnicodeEncodeError) and isinstance(exc.object, str):
         return _surrogate_at(exc.object, exc.start)
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
     return str(exc)
 
 

@@ -56,3 +56,13 @@ def test_value_at() -> None:
     assert value_at(doc, "video.height") is None
     assert value_at(Outer(Inner(3)), "video.width") == 3
     assert value_at(doc, "") == doc
+
+
+def test_bytes_that_are_not_utf8_are_worded_and_caught_as_json_errors() -> None:
+    # msgspec before 0.23 raises UnicodeDecodeError here (0.23: DecodeError); the CI
+    # run at the declared floors exercises the older behaviour end to end.
+    from avatarkit._schema_errors import JSON_DECODE_ERRORS, decode_failure
+
+    error = UnicodeDecodeError("utf-8", b'{"a":"\xff"}', 6, 7, "invalid start byte")
+    assert isinstance(error, JSON_DECODE_ERRORS)
+    assert decode_failure(error) == "not valid UTF-8 (byte 0xff at offset 6)"

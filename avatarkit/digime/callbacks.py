@@ -35,7 +35,7 @@ import anyio
 import msgspec
 
 from avatarkit._redact import SecretFilter, protected_logger, register_secret, scrub
-from avatarkit._schema_errors import decode_failure, reportable
+from avatarkit._schema_errors import JSON_DECODE_ERRORS, decode_failure, reportable
 from avatarkit.digime.wire import TrainingCallback, TrainingState
 from avatarkit.errors import ProtocolError, StreamClosed, ValidationError
 
@@ -83,9 +83,7 @@ class BadCallbackBody(ProtocolError):
         self.status = status
 
 
-# What msgspec's decoder raises on a bad body: DecodeError (its ValidationError
-# included) and, past ~1000 levels of nesting, RecursionError (it recurses per level).
-_DECODE_ERRORS: Final = (msgspec.DecodeError, RecursionError)
+_DECODE_ERRORS: Final = JSON_DECODE_ERRORS
 
 
 def parse_callback_body(body: bytes | bytearray | memoryview) -> TrainingCallback:

@@ -12,6 +12,7 @@ import msgspec
 
 from avatarkit._http import retrying
 from avatarkit._redact import protected_logger
+from avatarkit._schema_errors import JSON_DECODE_ERRORS
 from avatarkit.digime.rules import (
     DEFAULT_PART_SIZE,
     MIN_PART_SIZE,
@@ -252,7 +253,7 @@ class DigimeClient(_Uploads):
         )
         try:
             return _info_decoder.decode(data)
-        except (msgspec.DecodeError, RecursionError) as exc:
+        except JSON_DECODE_ERRORS as exc:
             raise ProtocolError(
                 f"POST /digime_training_info: unexpected data ({exc})", bytes(data)
             ) from None

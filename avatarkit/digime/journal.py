@@ -19,6 +19,7 @@ from pathlib import Path
 import msgspec
 
 from avatarkit._redact import protected_logger
+from avatarkit._schema_errors import JSON_DECODE_ERRORS
 
 __all__ = ["Journal", "JournalEntry", "default_journal_dir"]
 
@@ -84,7 +85,7 @@ class Journal:
             return None
         try:
             return _decoder.decode(data)
-        except msgspec.DecodeError:
+        except JSON_DECODE_ERRORS:
             log.warning("upload journal %s is corrupt; starting over", self.path)
             return None
 

@@ -7,6 +7,7 @@ from typing import Any, Final
 
 import msgspec
 
+from avatarkit._schema_errors import JSON_DECODE_ERRORS
 from avatarkit.errors import ProtocolError, ServiceError
 
 __all__ = [
@@ -109,7 +110,7 @@ def check_envelope(body: bytes, *, status: int, what: str) -> Envelope:
     """
     try:
         envelope = _envelope.decode(body)
-    except msgspec.DecodeError:
+    except JSON_DECODE_ERRORS:
         if status != 200:
             raise ServiceError(
                 f"http_{status}",
@@ -132,7 +133,7 @@ def upload_id_from(data: msgspec.Raw) -> str:
     """``data`` of ``/init_part_upload``: ``{"upload_id": …}`` or the bare id (SPEC §1.1)."""
     try:
         value = _upload_id_either.decode(data)
-    except msgspec.DecodeError as exc:
+    except JSON_DECODE_ERRORS as exc:
         raise ProtocolError(
             f"init_part_upload: no upload_id in data ({exc})", bytes(data)
         ) from None

@@ -24,6 +24,7 @@ from avatarkit._http import failure_of, http_errors, is_transient, retrying
 from avatarkit._progress import UploadProgress
 from avatarkit._redact import protected_logger, redact_url, register_secret
 from avatarkit._retry import RetryPolicy
+from avatarkit._schema_errors import JSON_DECODE_ERRORS
 from avatarkit.errors import (
     AuthenticationError,
     AvatarError,
@@ -93,7 +94,7 @@ def _error(
     try:
         body = _error_decoder.decode(response.content)
         code, message = body.error_code or f"HTTP{status}", body.error_msg
-    except (msgspec.DecodeError, RecursionError):
+    except JSON_DECODE_ERRORS:
         code, message = f"HTTP{status}", response.text[:200]
     if url is not None:  # last: scrub() masks a query value up to the next space
         message = f"{message} at {redact_url(url)}"
@@ -332,7 +333,7 @@ class MetaStudio:
     def _decode(decoder: msgspec.json.Decoder[Any], response: httpx.Response, what: str) -> Any:
         try:
             return decoder.decode(response.content)
-        except (msgspec.DecodeError, RecursionError) as exc:
+        except JSON_DECODE_ERRORS as exc:
             raise ProtocolError(f"{what}: unexpected answer ({exc})", response.content) from None
 
     async def create_training_job(

@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from avatarkit._schema_errors import (
+    JSON_DECODE_ERRORS,
     decode_failure,
     field_problem,
     printable,
@@ -547,10 +548,7 @@ def encode_config(cfg: SessionConfig) -> bytes:
     raise ValidationError("config", None, f"cannot be encoded: {why}")
 
 
-# What msgspec's decoder raises besides DecodeError: RecursionError past ~1000
-# levels of nesting (it recurses per level), UnicodeEncodeError for a str with
-# a lone surrogate (it encodes str input to UTF-8 first).
-_DECODE_ERRORS: Final = (msgspec.DecodeError, RecursionError, UnicodeEncodeError)
+_DECODE_ERRORS: Final = JSON_DECODE_ERRORS
 
 
 def decode_config(data: bytes | str) -> SessionConfig:

@@ -30,7 +30,12 @@ from xml.sax.saxutils import quoteattr
 
 import msgspec
 
-from avatarkit._schema_errors import decode_failure, reportable, unicode_problem
+from avatarkit._schema_errors import (
+    JSON_DECODE_ERRORS,
+    decode_failure,
+    reportable,
+    unicode_problem,
+)
 from avatarkit.errors import ProtocolError, ValidationError
 from avatarkit.tta import events as ev
 
@@ -289,10 +294,7 @@ _any_decoder: Final = msgspec.json.Decoder()
 _Payload = bytes | memoryview | str
 
 
-# What msgspec's decoders raise on bad input: DecodeError (and its ValidationError)
-# for syntax and schema, RecursionError for nesting deeper than ~1000 levels (it
-# recurses per level, even to skip a Raw field).
-_DECODE_ERRORS: Final = (msgspec.DecodeError, RecursionError)
+_DECODE_ERRORS: Final = JSON_DECODE_ERRORS
 
 
 def _json_error(what: str, payload: _Payload, exc: Exception) -> ProtocolError:

@@ -11,6 +11,7 @@ import anyio
 import msgspec
 
 from avatarkit._redact import protected_logger, redact_url
+from avatarkit._schema_errors import JSON_DECODE_ERRORS
 from avatarkit.errors import AuthenticationError, ValidationError
 from avatarkit.voice.rules import (
     NAMESPACE,
@@ -94,7 +95,7 @@ def _parse_payload(text: str | None) -> Any:
         return None
     try:
         return msgspec.json.decode(text)
-    except msgspec.DecodeError:
+    except JSON_DECODE_ERRORS:
         return text
 
 

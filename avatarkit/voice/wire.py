@@ -11,6 +11,7 @@ from typing import Final
 
 import msgspec
 
+from avatarkit._schema_errors import JSON_DECODE_ERRORS
 from avatarkit.errors import AuthenticationError, ProtocolError, ServiceError
 from avatarkit.voice.rules import NAMESPACE, SUCCESS_CODES, AudioFormat
 
@@ -92,7 +93,7 @@ def check_response(body: bytes, *, status: int) -> InvokeResponse:
     retryable = status >= 500 or status == 429
     try:
         response = decode_response(body)
-    except msgspec.DecodeError:
+    except JSON_DECODE_ERRORS:
         if status != 200:
             raise ServiceError(
                 f"http_{status}", "voice conversion failed", status=status, retryable=retryable
