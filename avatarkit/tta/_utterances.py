@@ -94,10 +94,10 @@ class UtteranceTracker:
 
     def feed(self, event: ev.Event) -> Decision:
         """Who ``event`` belongs to; updates the state."""
-        kind = type(event)
-        if kind is ev.AudioChunk:  # the hot path: media of the speaking utterance
-            self.audio_bytes += len(event.pcm)  # type: ignore[attr-defined]
+        if type(event) is ev.AudioChunk:  # the hot path: media of the speaking utterance
+            self.audio_bytes += len(event.pcm)
             return self._deliver
+        kind = type(event)
         if kind is ev.VideoChunk:
             return self._deliver
         speaking = self._speaking

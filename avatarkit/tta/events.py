@@ -6,6 +6,10 @@ Match on them::
         case events.AudioChunk(pcm=pcm): ...
         case events.Subtitle(text=text, start_ms=start): ...   # SubtitleOn and SubtitleOff
 
+:data:`Event` is the closed union of every event type, so a ``match`` that
+handles each can end in ``case _: assert_never(event)`` and a type checker
+proves it exhaustive.  :class:`EventBase` is their common base class.
+
 Nothing the server sends is dropped: an event type or frame header this
 version does not know arrives as :class:`Unknown`.
 
@@ -17,7 +21,7 @@ packets, ``len``); call ``bytes(...)`` for an independent copy.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 import msgspec
 
@@ -27,6 +31,7 @@ __all__ = [
     "AllSubtitles",
     "AudioChunk",
     "Event",
+    "EventBase",
     "MediaChunk",
     "MediaEnd",
     "Status",
@@ -46,13 +51,13 @@ def _bytes_repr(name: str, data: memoryview) -> str:
     return f"{name}(<{len(data)} bytes>)"
 
 
-class Event(msgspec.Struct, frozen=True):
-    """Base class of every event."""
+class EventBase(msgspec.Struct, frozen=True):
+    """Base class of every event (annotate with the closed union :data:`Event`)."""
 
 
 # Media chunks are untracked by the garbage collector (gc=False): a real-time
 # stream makes 50 a second, and they hold only a view of bytes, so no cycle.
-class AudioChunk(Event, frozen=True, gc=False):
+class AudioChunk(EventBase, frozen=True, gc=False):
     """``|DAT|00|``: PCM audio (16 kHz mono s16le)."""
 
     pcm: memoryview
@@ -61,7 +66,7 @@ class AudioChunk(Event, frozen=True, gc=False):
         return _bytes_repr("AudioChunk", self.pcm)
 
 
-class VideoChunk(Event, frozen=True, gc=False):
+class VideoChunk(EventBase, frozen=True, gc=False):
     """``|DAT|01|``: H.264 video, Annex B (one access unit per frame)."""
 
     nal: memoryview
@@ -70,7 +75,7 @@ class VideoChunk(Event, frozen=True, gc=False):
         return _bytes_repr("VideoChunk", self.nal)
 
 
-class MediaChunk(Event, frozen=True, gc=False):
+class MediaChunk(EventBase, frozen=True, gc=False):
     """``|DAT|03|``: a piece of the produced video file (offline production)."""
 
     data: memoryview
@@ -79,7 +84,7 @@ class MediaChunk(Event, frozen=True, gc=False):
         return _bytes_repr("MediaChunk", self.data)
 
 
-class MediaEnd(Event, frozen=True):
+class MediaEnd(EventBase, frozen=True):
     """``|DAT|04|``: the last piece of the produced video file."""
 
     data: memoryview
@@ -88,19 +93,19 @@ class MediaEnd(Event, frozen=True):
         return _bytes_repr("MediaEnd", self.data)
 
 
-class VoiceStart(Event, frozen=True):
+class VoiceStart(EventBase, frozen=True):
     """The avatar started speaking an utterance."""
 
     data: dict[str, Any] = {}
 
 
-class VoiceEnd(Event, frozen=True):
+class VoiceEnd(EventBase, frozen=True):
     """The avatar finished (or was interrupted in) an utterance."""
 
     data: dict[str, Any] = {}
 
 
-class Subtitle(Event, frozen=True):
+class Subtitle(EventBase, frozen=True):
     """A subtitle boundary; see :class:`SubtitleOn` and :class:`SubtitleOff`."""
 
     text: str = ""
@@ -124,13 +129,13 @@ class SubtitleItem(msgspec.Struct, frozen=True):
     end_ms: int
 
 
-class AllSubtitles(Event, frozen=True):
+class AllSubtitles(EventBase, frozen=True):
     """Every subtitle of the produced video with its timing."""
 
     subtitles: tuple[SubtitleItem, ...]
 
 
-class VideoUrl(Event, frozen=True):
+class VideoUrl(EventBase, frozen=True):
     """The produced video is available at ``url`` (``output_url`` sessions)."""
 
     url: str
@@ -139,7 +144,7 @@ class VideoUrl(Event, frozen=True):
         return f"VideoUrl(url={redact_url(self.url)!r})"
 
 
-class Status(Event, frozen=True):
+class Status(EventBase, frozen=True):
     """``|MSG|00|``: the service's reply to a control frame.
 
     ``type``: 0 open, 1 close, 2 chat, 3 interrupt, 4 video production.
@@ -158,7 +163,7 @@ class Status(Event, frozen=True):
         return self.code == MsgCode.OK
 
 
-class Unknown(Event, frozen=True):
+class Unknown(EventBase, frozen=True):
     """A frame or event this version does not know, delivered as received.
 
     ``header`` is the frame header (``|MSG|02|``); ``event_type`` and ``data``
@@ -174,3 +179,20 @@ class Unknown(Event, frozen=True):
         size = len(self.payload)
         kind = f", event_type={self.event_type!r}" if self.event_type is not None else ""
         return f"Unknown(header={self.header!r}{kind}, <{size} payload>)"
+
+
+#: Every event a stream delivers: a closed union, for exhaustive ``match``.
+Event: TypeAlias = (
+    AudioChunk
+    | VideoChunk
+    | MediaChunk
+    | MediaEnd
+    | VoiceStart
+    | VoiceEnd
+    | SubtitleOn
+    | SubtitleOff
+    | AllSubtitles
+    | VideoUrl
+    | Status
+    | Unknown
+)

@@ -302,7 +302,9 @@ def _json_error(what: str, payload: _Payload, exc: Exception) -> ProtocolError:
     return ProtocolError(f"bad {what} JSON ({decode_failure(exc)})", data)
 
 
-def _subtitle(cls: type[ev.Subtitle], raw: msgspec.Raw) -> ev.Subtitle:
+def _subtitle(
+    cls: type[ev.SubtitleOn] | type[ev.SubtitleOff], raw: msgspec.Raw
+) -> ev.SubtitleOn | ev.SubtitleOff:
     sub = _subtitle_decoder.decode(raw)
     return cls(sub.text, sub.start_time_ms, sub.end_time_ms)
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import types
 from collections.abc import AsyncIterable, AsyncIterator, Generator, Mapping
-from typing import TYPE_CHECKING, Any, Final, Protocol, Self
+from typing import TYPE_CHECKING, Any, Final, Protocol, Self, TypeAlias
 from xml.sax.saxutils import quoteattr
 
 import anyio
@@ -77,11 +77,12 @@ class StreamOwner(Protocol):
     def unregister(self, stream: TtaStream) -> None: ...
 
 
-class _Wakeup(ev.Event, frozen=True):
+class _Wakeup(ev.EventBase, frozen=True):
     """Queued to wake a waiting iterator whose utterance failed on the send side."""
 
 
 _WAKEUP: Final = _Wakeup()
+_Item: TypeAlias = "ev.Event | _Wakeup"  # what a stream's queue holds
 _WAKEUP_DECISION: Final = Decision(Verdict.SESSION, None)
 
 
@@ -112,7 +113,7 @@ class TtaStream:
         self.config = config
         self.limits = limits or StreamLimits()
         self._retry = retry_policy
-        self._queue: EventQueue[ev.Event] = self._new_queue()
+        self._queue: EventQueue[_Item] = self._new_queue()
         self._conn: _ws.WsConnection | None = None
         self._state = "new"  # new → opening → open → closing → closed
         self._error: AvatarError | None = None  # why the event flow ended, if not cleanly
@@ -124,7 +125,7 @@ class TtaStream:
         self._taps = Taps()
         self._action_notice = ssml.ActionCheckNotice()  # "actions not checked": once per stream
 
-    def _new_queue(self) -> EventQueue[ev.Event]:
+    def _new_queue(self) -> EventQueue[_Item]:
         return EventQueue(self.limits.queue_size, max_bytes=self.limits.buffer_bytes)
 
     # -- lifecycle -------------------------------------------------------
@@ -450,25 +451,25 @@ class TtaStream:
 
     # -- receiving -------------------------------------------------------
 
-    async def _take(self, awaiting: str) -> tuple[ev.Event, Decision]:
+    async def _take(self, awaiting: str) -> tuple[_Item, Decision]:
         """The next event and whose it is.  :class:`ConnectionLost` (or the stream's
         error) when the flow ends; :class:`TimeoutError` when the service is silent
         past the bound while something is under way (``awaiting`` names it)."""
         event = self._next_nowait() or await self._next(awaiting)
-        if event is _WAKEUP:
+        if isinstance(event, _Wakeup):
             return event, _WAKEUP_DECISION
         decision = self._decide(event)
         if self._taps:
             await self._taps.feed(event)
         return event, decision
 
-    def _next_nowait(self) -> ev.Event | None:
+    def _next_nowait(self) -> _Item | None:
         try:
             return self._queue.get_nowait()
         except Closed:
             return None  # _next raises the reason
 
-    async def _next(self, awaiting: str) -> ev.Event:
+    async def _next(self, awaiting: str) -> _Item:
         """The next event, waiting if none is queued: one coroutine and one future per
         wait (no nested awaits, no timer of its own), bounded as the module docstring
         of ``limits`` says."""
@@ -528,7 +529,7 @@ class TtaStream:
                 if self._error is None:
                     return  # the session ended as asked
                 raise
-            if event is not _WAKEUP:
+            if not isinstance(event, _Wakeup):
                 yield event
 
     async def finish(self, *, timeout: float | None = None) -> ProducedVideo:
@@ -611,9 +612,7 @@ class _Router:
 
     __slots__ = ("_conn", "_queue", "_stream")
 
-    def __init__(
-        self, stream: TtaStream, queue: EventQueue[ev.Event], conn: _ws.WsConnection
-    ) -> None:
+    def __init__(self, stream: TtaStream, queue: EventQueue[_Item], conn: _ws.WsConnection) -> None:
         self._stream = stream
         self._queue = queue
         self._conn = conn
@@ -706,7 +705,7 @@ class Utterance:
                 event = None
             if event is None:
                 event = await stream._next("the utterance's voice_end")
-            if event is _WAKEUP:
+            if isinstance(event, _Wakeup):
                 continue
             verdict, owner = tracker.feed(event)
             if verdict is Verdict.STRAY:
