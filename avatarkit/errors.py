@@ -8,7 +8,6 @@ before they are formatted.
 from __future__ import annotations
 
 import builtins
-from typing import Any
 
 from avatarkit._redact import scrub, short_repr
 
@@ -43,7 +42,7 @@ class ValidationError(AvatarError, ValueError):
     value and ``rule`` the rule in words.
     """
 
-    def __init__(self, field: str, value: Any, rule: str) -> None:
+    def __init__(self, field: str, value: object, rule: str) -> None:
         self.field = field
         self.value = value
         self.rule = rule

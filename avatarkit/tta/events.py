@@ -21,13 +21,14 @@ packets, ``len``); call ``bytes(...)`` for an independent copy.
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 import msgspec
 
 from avatarkit._redact import redact_url
 
 __all__ = [
+    "JSON",
     "AllSubtitles",
     "AudioChunk",
     "Event",
@@ -45,6 +46,10 @@ __all__ = [
     "VoiceEnd",
     "VoiceStart",
 ]
+
+
+#: A decoded JSON value, as the service sent it.
+JSON: TypeAlias = "bool | int | float | str | list[JSON] | dict[str, JSON] | None"
 
 
 def _bytes_repr(name: str, data: memoryview) -> str:
@@ -96,13 +101,13 @@ class MediaEnd(EventBase, frozen=True):
 class VoiceStart(EventBase, frozen=True):
     """The avatar started speaking an utterance."""
 
-    data: dict[str, Any] = {}
+    data: dict[str, JSON] = {}
 
 
 class VoiceEnd(EventBase, frozen=True):
     """The avatar finished (or was interrupted in) an utterance."""
 
-    data: dict[str, Any] = {}
+    data: dict[str, JSON] = {}
 
 
 class Subtitle(EventBase, frozen=True):
@@ -173,7 +178,7 @@ class Unknown(EventBase, frozen=True):
     header: str
     payload: bytes | str = b""
     event_type: str | None = None
-    data: Any = None
+    data: JSON = None
 
     def __repr__(self) -> str:
         size = len(self.payload)
