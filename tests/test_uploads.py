@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from avatarkit import AvatarSession, RetryPolicy, ValidationError
 from avatarkit.digime.plan import plan_parts
-from avatarkit.digime.upload import UploadProgress
+from avatarkit.digime.upload import UploadProgress, UploadResult
 from avatarkit.emulator import Emulator
 from avatarkit.errors import TimeoutError, TrainingFailed
 from tests.audio_helpers import sine_wav
@@ -61,6 +61,17 @@ def stored(emu: Emulator, upload_id: str) -> bytes:
     return emu.state.digime.uploads[upload_id].path.read_bytes()
 
 
+async def upload_random(emu: Emulator, tmp_path: Path, size: int) -> UploadResult:
+    """Upload ``size`` random bytes as a video and check the service stored them whole."""
+    data = os.urandom(size)
+    path = tmp_path / "talk.mp4"
+    path.write_bytes(data)  # just written: in the page cache
+    async with session(emu, tmp_path) as av_session:
+        result: UploadResult = await video_upload(av_session, path)
+    assert stored(emu, result.upload_id) == data
+    return result
+
+
 @pytest.mark.parametrize(
     "size",
     [
@@ -80,12 +91,7 @@ def stored(emu: Emulator, upload_id: str) -> bytes:
 async def test_reassembly_is_byte_identical_at_every_boundary(
     emu: Emulator, tmp_path: Path, size: int
 ) -> None:
-    data = os.urandom(size)
-    path = tmp_path / "talk.mp4"
-    path.write_bytes(data)
-    async with session(emu, tmp_path) as av_session:
-        result = await video_upload(av_session, path)
-    assert stored(emu, result.upload_id) == data
+    result = await upload_random(emu, tmp_path, size)
     record = emu.state.digime.uploads[result.upload_id]
     assert record.completed
     assert record.part_sizes == [p.length for p in plan_parts(size, PART, MIN_PART)]
@@ -119,12 +125,7 @@ async def test_an_upload_without_the_speed_extra_is_byte_identical(
     from avatarkit.digime import upload
 
     monkeypatch.setattr(upload, "b64encode", upload.b64encode_plain)
-    data = os.urandom(47 * KIB + 3)
-    path = tmp_path / "talk.mp4"
-    path.write_bytes(data)
-    async with session(emu, tmp_path) as av_session:
-        result = await video_upload(av_session, path)
-    assert stored(emu, result.upload_id) == data
+    await upload_random(emu, tmp_path, 47 * KIB + 3)
 
 
 class ColdCache:
@@ -155,12 +156,7 @@ async def test_a_file_the_page_cache_does_not_hold_is_read_on_worker_threads(
     emu: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
 ) -> None:
     cold = ColdCache(monkeypatch)
-    data = os.urandom(size)
-    path = tmp_path / "talk.mp4"
-    path.write_bytes(data)
-    async with session(emu, tmp_path) as av_session:
-        result = await video_upload(av_session, path)
-    assert stored(emu, result.upload_id) == data
+    result = await upload_random(emu, tmp_path, size)
     # One try on the event loop; then every chunk (one per part here) on a thread.
     assert (cold.nowait_reads, cold.blocking_reads) == (1, result.parts)
 
@@ -180,12 +176,7 @@ async def test_a_cached_file_is_read_without_blocking_the_loop(
         return real(fd, buffers, offset, flag)
 
     monkeypatch.setattr(os, "preadv", preadv)
-    data = os.urandom(47 * KIB + 3)
-    path = tmp_path / "talk.mp4"
-    path.write_bytes(data)  # just written: in the page cache
-    async with session(emu, tmp_path) as av_session:
-        result = await video_upload(av_session, path)
-    assert stored(emu, result.upload_id) == data
+    result = await upload_random(emu, tmp_path, 47 * KIB + 3)
     assert flags == [upload._NOWAIT] * result.parts
 
 

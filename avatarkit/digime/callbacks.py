@@ -83,9 +83,6 @@ class BadCallbackBody(ProtocolError):
         self.status = status
 
 
-_DECODE_ERRORS: Final = JSON_DECODE_ERRORS
-
-
 def parse_callback_body(body: bytes | bytearray | memoryview) -> TrainingCallback:
     """The training callback in a POSTed body; :class:`BadCallbackBody` if it is not one.
 
@@ -99,10 +96,10 @@ def parse_callback_body(body: bytes | bytearray | memoryview) -> TrainingCallbac
         # A syntax error after a type error shows up as the type error: tell them apart.
         try:
             _any_json.decode(body)
-        except _DECODE_ERRORS as syntax:
+        except JSON_DECODE_ERRORS as syntax:
             raise BadCallbackBody(400, f"malformed JSON: {decode_failure(syntax)}") from None
         raise BadCallbackBody(422, f"not a training callback: {exc}") from None
-    except _DECODE_ERRORS as exc:
+    except JSON_DECODE_ERRORS as exc:
         raise BadCallbackBody(400, f"malformed JSON: {decode_failure(exc)}") from None
     if not callback.conf_name:
         raise BadCallbackBody(422, "not a training callback: conf_name is empty")

@@ -206,8 +206,8 @@ class _ReadAhead:
             ) from None
 
     def _pieces(self, view: memoryview) -> list[bytes]:
-        # The bare base64 (no quotes to slice off, so no copy).  Looked up per
-        # chunk: a test swaps in the plain encoder.
+        # Each piece is one ``bytes``, written by httpx as it is.  The encoder is
+        # looked up per chunk: a test swaps in the plain one.
         encode = b64encode
         return [encode(view[i : i + PIECE_BYTES]) for i in range(0, len(view), PIECE_BYTES)]
 

@@ -548,9 +548,6 @@ def encode_config(cfg: SessionConfig) -> bytes:
     raise ValidationError("config", None, f"cannot be encoded: {why}")
 
 
-_DECODE_ERRORS: Final = JSON_DECODE_ERRORS
-
-
 def decode_config(data: bytes | str) -> SessionConfig:
     """Parse and check a config as a client sent it; unknown JSON fields are ignored."""
     if not isinstance(data, bytes | bytearray | memoryview | str):
@@ -560,10 +557,10 @@ def decode_config(data: bytes | str) -> SessionConfig:
     except msgspec.ValidationError as error:
         try:
             source: Any = msgspec.json.decode(data)
-        except _DECODE_ERRORS:
+        except JSON_DECODE_ERRORS:
             source = None
         raise _from_msgspec(error, source) from None
-    except _DECODE_ERRORS as error:
+    except JSON_DECODE_ERRORS as error:
         # The raw text may hold the rtc token: report the reason, not the input.
         why = decode_failure(error)
         raise ValidationError("config", None, f"must be a JSON object: {why}") from None

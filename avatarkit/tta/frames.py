@@ -294,9 +294,6 @@ _any_decoder: Final = msgspec.json.Decoder()
 _Payload = bytes | memoryview | str
 
 
-_DECODE_ERRORS: Final = JSON_DECODE_ERRORS
-
-
 def _json_error(what: str, payload: _Payload, exc: Exception) -> ProtocolError:
     data = payload if isinstance(payload, str) else bytes(payload[:48])
     return ProtocolError(f"bad {what} JSON ({decode_failure(exc)})", data)
@@ -329,7 +326,7 @@ _EVENT_BUILDERS: Final[dict[str, Callable[[msgspec.Raw], ev.Event]]] = {
 def _decode_event(payload: _Payload) -> ev.Event:
     try:
         info = _callback_decoder.decode(payload).callback_info
-    except _DECODE_ERRORS as exc:
+    except JSON_DECODE_ERRORS as exc:
         raise _json_error("event", payload, exc) from None
     build = _EVENT_BUILDERS.get(info.type)
     try:
@@ -337,14 +334,14 @@ def _decode_event(payload: _Payload) -> ev.Event:
             original = payload if isinstance(payload, str) else bytes(payload)
             return ev.Unknown(DAT_EVENT, original, info.type, _any_decoder.decode(info.data))
         return build(info.data)
-    except _DECODE_ERRORS as exc:
+    except JSON_DECODE_ERRORS as exc:
         raise _json_error(f"{info.type!r} event", payload, exc) from None
 
 
 def _decode_status(payload: _Payload) -> ev.Status:
     try:
         msg = _status_decoder.decode(payload)
-    except _DECODE_ERRORS as exc:
+    except JSON_DECODE_ERRORS as exc:
         raise _json_error("MSG", payload, exc) from None
     return ev.Status(msg.code, msg.message, msg.type)
 
