@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import types
+from collections.abc import Generator
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import anyio
 import msgspec
 
+from avatarkit._host import TaskHost
 from avatarkit._redact import protected_logger, register_secret
 from avatarkit._retry import RetryPolicy
 from avatarkit.errors import AvatarError, ValidationError
@@ -106,6 +108,7 @@ class AvatarSession:
         self._close_timeout = close_timeout
         self._own_http = http_client is None
         self._http = http_client
+        self._host = TaskHost()
         self._tg: TaskGroup | None = None
         self._streams: set[TtaStream] = set()
         self._state = "new"
@@ -204,23 +207,29 @@ class AvatarSession:
     @property
     def task_group(self) -> TaskGroup:
         if self._tg is None or self._state != "open":
-            raise AvatarError("the session is not open: use `async with AvatarSession(...)`")
+            raise self._not_open()
         return self._tg
 
     @property
     def http(self) -> httpx.AsyncClient:
         """The session's HTTP client, made on first use (its TLS setup costs ~40 ms)."""
         if self._state != "open":
-            raise AvatarError("the session is not open: use `async with AvatarSession(...)`")
+            raise self._not_open()
         if self._http is None:
             import httpx
 
             self._http = httpx.AsyncClient(timeout=self._timeout, verify=self._ssl or True)
         return self._http
 
+    def _not_open(self) -> AvatarError:
+        return AvatarError(
+            f"the session is {self._state}, not open: use `async with AvatarSession(...) as av`"
+            " or `av = await AvatarSession(...)`"
+        )
+
     def register(self, stream: TtaStream) -> None:
         if self._state != "open":
-            raise AvatarError("the session is closed")
+            raise self._not_open()
         self._streams.add(stream)
 
     def unregister(self, stream: TtaStream) -> None:
@@ -228,13 +237,32 @@ class AvatarSession:
 
     # -- lifecycle -------------------------------------------------------
 
-    async def __aenter__(self) -> Self:
+    async def open(self) -> None:
+        """Start the session (what ``async with`` does on entry).
+
+        For notebooks and other code that cannot keep one ``async with`` block:
+        ``av = await AvatarSession.from_env()`` opens it, and ``await av.aclose()``,
+        from any task (another Jupyter cell), closes it.
+        """
         if self._state != "new":
-            raise AvatarError(f"a session can be entered once (it is {self._state})")
-        tg = anyio.create_task_group()
-        await tg.__aenter__()
-        self._tg = tg
+            raise AvatarError(f"a session can be opened once (it is {self._state})")
+        self._state = "opening"
+        try:
+            self._tg = await self._host.start()
+        except BaseException:
+            self._state = "closed"
+            raise
         self._state = "open"
+
+    def __await__(self) -> Generator[Any, None, Self]:
+        return self._open_and_return().__await__()
+
+    async def _open_and_return(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aenter__(self) -> Self:
+        await self.open()
         return self
 
     async def __aexit__(
@@ -243,25 +271,28 @@ class AvatarSession:
         exc: BaseException | None,
         tb: types.TracebackType | None,
     ) -> bool | None:
-        await self.aclose()
-        assert self._tg is not None
-        self._tg.cancel_scope.cancel()  # whatever the session started ends with it
-        # Our tasks never raise, so the body's own exception (if any) propagates
-        # as it is instead of wrapped in an ExceptionGroup.
-        await self._tg.__aexit__(None, None, None)
+        await self.aclose()  # the body's own exception (if any) propagates as it is
         return None
 
     async def aclose(self) -> None:
-        """Close every stream and client; idempotent.  Bounded by ``close_timeout``."""
+        """Close every stream and client, and end every task the session started.
+
+        Idempotent, callable from any task, bounded by ``close_timeout``, and
+        shielded: cancelling the caller does not leave half a session behind.
+        """
         if self._state in ("closing", "closed"):
             return
         self._state = "closing"
-        with anyio.CancelScope(shield=True), anyio.move_on_after(self._close_timeout):
-            async with anyio.create_task_group() as closers:
-                for stream in list(self._streams):
-                    closers.start_soon(stream.aclose)
-            if self._own_http and self._http is not None:
-                await self._http.aclose()
+        with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(self._close_timeout):
+                async with anyio.create_task_group() as closers:
+                    for stream in list(self._streams):
+                        closers.start_soon(stream.aclose)
+                if self._own_http and self._http is not None:
+                    await self._http.aclose()
+            # Whatever the session started ends with it.  Our tasks never raise.
+            await self._host.stop(cancel=True)
+            self._tg = None
         self._state = "closed"
 
 

@@ -163,8 +163,27 @@ def test_notebook_is_committed_without_outputs() -> None:
         assert cell.outputs == [] and cell.execution_count is None
 
 
+@pytest.fixture(params=["emulator process", "emulator in the kernel"])
+def notebook_env(
+    request: pytest.FixtureRequest,
+    emulator_env: EmulatorProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> str:
+    """The kernel's environment: pointed at the emulator process, or with no account
+    at all, when the notebook starts an emulator in the kernel itself."""
+    if request.param == "emulator process":
+        for name, value in emulator_env.env.items():
+            monkeypatch.setenv(name, value)
+    else:
+        for name in emulator_env.env:
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AVATARKIT_STATE_DIR", str(tmp_path / "state"))
+    return str(request.param)
+
+
 def test_notebook_runs_headless(
-    env: EmulatorProcess, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    notebook_env: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # Keep Jupyter's and IPython's files out of the home directory.
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "jupyter-runtime"))
@@ -182,25 +201,39 @@ def test_notebook_runs_headless(
         startup_timeout=60,
         resources={"metadata": {"path": str(tmp_path)}},  # the kernel's working directory
     )
+    # Every cell is its own task in ipykernel: the session, the stream and (without an
+    # account) the emulator are opened in one cell and closed in the last one.
     client.execute()  # raises CellExecutionError with the traceback if a cell fails
 
     outputs = [
         output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs
     ]
     assert not [output for output in outputs if output.output_type == "error"]
-    # the video, inline, with its data embedded
     html = [
         output.data["text/html"]
         for output in outputs
         if output.output_type in ("execute_result", "display_data") and "text/html" in output.data
     ]
-    assert len(html) == 1 and "<video" in html[0]
-    found = re.search(r'src="data:video/mp4;base64,([A-Za-z0-9+/=\s]+)"', html[0])
+    # the video, inline, with its data embedded (ProducedVideo's own rich display)
+    videos = [h for h in html if h.startswith("<video")]
+    assert len(videos) == 1
+    found = re.fullmatch(
+        r'<video controls src="data:video/mp4;base64,([A-Za-z0-9+/=]+)"></video>', videos[0]
+    )
     assert found is not None
     embedded = base64.b64decode(found.group(1))
     assert embedded == (tmp_path / "avatar.mp4").read_bytes()
     assert_playable_mp4(embedded)
-    # the subtitles, printed
+    # the converted voice, as an audio player (ConvertedAudio's rich display)
+    audios = [h for h in html if h.startswith("<audio")]
+    assert len(audios) == 1
+    found = re.fullmatch(
+        r'<audio controls src="data:audio/wav;base64,([A-Za-z0-9+/=]+)"></audio>', audios[0]
+    )
+    assert found is not None
+    wav = base64.b64decode(found.group(1))
+    assert wav[:4] == b"RIFF" and wav[8:12] == b"WAVE" and len(wav) > 24000  # over 0.5 s at 24 kHz
+    # the subtitles, printed; the session closed in the last cell
     printed = "".join(
         output.text
         for output in outputs
@@ -208,3 +241,4 @@ def test_notebook_runs_headless(
     )
     assert "我是你的数字人助手。" in printed
     assert re.search(r"0\.00 – +\d+\.\d\d s  你好！", printed)
+    assert printed.count("state='open'") == 1 and printed.rstrip().endswith("state='closed')")

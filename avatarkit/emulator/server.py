@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 import anyio
 import uvicorn
-from anyio.abc import TaskGroup
 
+from avatarkit._host import TaskHost
 from avatarkit.emulator.app import create_app
 from avatarkit.emulator.options import EmulatorOptions
 from avatarkit.emulator.routes import client_env
@@ -100,7 +100,8 @@ class Emulator:
         self._port = port
         self.app = create_app(self.options)
         self._server: _InProcessServer | None = None
-        self._tg: TaskGroup | None = None
+        self._host = TaskHost()
+        self._opened = False
         self._sock: socket.socket | None = None
 
     @property
@@ -172,17 +173,21 @@ class Emulator:
         where = self.http_url if self._sock is not None else "not running"
         return f"Emulator({where})"
 
-    async def __aenter__(self) -> Self:
+    async def open(self) -> None:
+        """Bind the port and start serving (what ``async with`` does on entry).
+
+        In a notebook: ``emu = await Emulator()`` starts it, ``await emu.aclose()``,
+        from any later cell, stops it.
+        """
+        if self._opened:
+            raise AvatarError("an Emulator can be started once")
+        self._opened = True
         sock = bind(self.host, self._port)
         self._sock = sock
-        self._server = _InProcessServer(_config(self.app))
-        tg = anyio.create_task_group()
-        await tg.__aenter__()
-        self._tg = tg
+        self._server = server = _InProcessServer(_config(self.app))
         # The socket already listens, so clients may connect as soon as the
         # app's startup ran: the kernel queues them until uvicorn accepts.
         ready = self.state.started
-        server = self._server
 
         async def run() -> None:
             try:
@@ -190,11 +195,27 @@ class Emulator:
             finally:
                 ready.set()  # also wakes the waiter below when serve() fails early
 
-        tg.start_soon(run)
-        await ready.wait()
+        try:
+            group = await self._host.start()
+            group.start_soon(run)
+            await ready.wait()
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self.aclose()
+            raise
         if server.should_exit or not self.state.running:
-            await self.__aexit__(None, None, None)
+            await self.aclose()
             raise AvatarError("the emulator failed to start")
+
+    def __await__(self) -> Generator[Any, None, Self]:
+        return self._open_and_return().__await__()
+
+    async def _open_and_return(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aenter__(self) -> Self:
+        await self.open()
         return self
 
     async def __aexit__(
@@ -203,13 +224,16 @@ class Emulator:
         exc: BaseException | None,
         tb: types.TracebackType | None,
     ) -> None:
+        await self.aclose()  # the body's exception (if any) propagates as it is
+
+    async def aclose(self) -> None:
+        """Stop serving and release the port; idempotent, callable from any task."""
+        self._opened = True  # closed is final, as for a session
         if self._server is not None:
             self._server.should_exit = True  # uvicorn's own graceful timeout bounds the wait
         try:
-            if self._tg is not None:
-                await self._tg.__aexit__(None, None, None)  # let the body's exception through
+            await self._host.stop(cancel=False)
         finally:
-            self._tg = None
             if self._sock is not None:
                 self._sock.close()
                 self._sock = None

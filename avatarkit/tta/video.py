@@ -51,6 +51,17 @@ class ProducedVideo:
         where = f"url={redact_url(self.url)!r}" if self.url else f"<{len(self.data or b'')} bytes>"
         return f"ProducedVideo({where}, codec={self.codec!r}, subtitles={len(self.subtitles)})"
 
+    def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict[str, str]:
+        """Jupyter: an inline player with the video embedded (once its bytes are here)."""
+        from avatarkit._display import media_bundle
+
+        # mov from the service is H.264/AAC in ISO BMFF: browsers play it as mp4, not as
+        # video/quicktime.
+        mime = "video/webm" if self.codec == "webm" else "video/mp4"
+        return media_bundle(
+            "video", self.data, mime, repr(self), missing="not downloaded yet: `await video.read()`"
+        )
+
     async def read(self) -> bytes:
         """The video's bytes, downloading them first when only a URL is known."""
         from avatarkit import _http  # httpx loads only when a video is downloaded

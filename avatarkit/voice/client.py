@@ -76,6 +76,13 @@ class ConvertedAudio:
             f"sample_rate={self.sample_rate}, channel={self.channel}, task_id={self.task_id!r})"
         )
 
+    def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict[str, str]:
+        """Jupyter: an inline audio player with the audio embedded."""
+        from avatarkit._display import media_bundle
+
+        mime = _MIME.get(self.format, f"audio/{self.format}")
+        return media_bundle("audio", self.data, mime, repr(self), missing="no audio")
+
     async def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the audio to ``path`` (atomically: a temp file renamed at the end)."""
         target = Path(path)
@@ -88,6 +95,9 @@ class ConvertedAudio:
                 await anyio.Path(partial).unlink(missing_ok=True)
             raise
         return target
+
+
+_MIME: Final = {"wav": "audio/wav", "mp3": "audio/mpeg", "aac": "audio/aac"}
 
 
 def _parse_payload(text: str | None) -> Any:
