@@ -60,7 +60,7 @@ def scrub(text: str) -> str:
 
 
 def redact_url(url: str) -> str:
-    """``url`` with every query value masked (``appid`` excepted).
+    """``url`` with every query value masked (``appid`` excepted), and any password.
 
     A string that is not a URL at all (``http://[``, from a hostile peer) is
     masked from its first ``?`` on, never raised about."""
@@ -69,6 +69,11 @@ def redact_url(url: str) -> str:
     except ValueError:
         head, sep, _ = url.partition("?")
         return head + (f"?{MASK}" if sep else "")
+    if "@" in parts.netloc:  # user:password@host (a proxy URL): the user may show
+        userinfo, _, hostport = parts.netloc.rpartition("@")
+        user, colon, _ = userinfo.partition(":")
+        parts = parts._replace(netloc=f"{user}{':' + MASK if colon else ''}@{hostport}")
+        url = urlunsplit(parts)
     if not parts.query:
         return url
     pairs = []

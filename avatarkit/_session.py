@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import types
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Final, Self, TypedDict, Unpack
 
 import anyio
 import msgspec
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
     from avatarkit.digime.client import DigimeClient, VoiceCloneClient
+    from avatarkit.tta._proxy import Proxy
     from avatarkit.tta.client import TtaClient
     from avatarkit.tta.limits import StreamLimits
     from avatarkit.tta.stream import TtaStream
@@ -56,6 +57,39 @@ _ENV_URLS = {
 }
 
 
+class SessionOptions(TypedDict, total=False):
+    """The keyword options of :class:`AvatarSession` besides credentials and endpoints.
+
+    ``from_env(**options)`` and ``Emulator.session(**options)`` take these, so a
+    misspelt option fails type checking there too.
+    """
+
+    timeout: float | httpx.Timeout
+    retry: RetryPolicy | None
+    http_client: httpx.AsyncClient | None
+    close_timeout: float
+    upload_retry: RetryPolicy | None
+    max_uploads: int
+    journal_dir: str | os.PathLike[str] | None
+    stream_limits: StreamLimits | None
+    ssl_context: ssl.SSLContext | None
+    proxy: str | None
+    ws_headers: Mapping[str, str] | None
+
+
+class _Life:
+    """What a session and its :meth:`~AvatarSession.with_options` views share."""
+
+    def __init__(self, http: httpx.AsyncClient | None, timeout: float | httpx.Timeout) -> None:
+        self.timeout = timeout  # the session's own; a view with another has its own client
+        self.state = "new"  # new → opening → open → closing → closed
+        self.host = TaskHost()
+        self.tg: TaskGroup | None = None
+        self.streams: set[TtaStream] = set()
+        self.own_http = http is None
+        self.http = http
+
+
 class AvatarSession:
     """An async session multiplexing TTA streams, uploads and voice conversion.
 
@@ -66,7 +100,13 @@ class AvatarSession:
                 ...
 
     Leaving ``async with`` closes every stream still open and waits for every
-    task the session started.
+    task the session started.  Without ``async with`` (a notebook):
+    ``av = await AvatarSession(…)`` … ``await av.aclose()``.
+
+    ``timeout`` (seconds, or an ``httpx.Timeout``) bounds each HTTP request;
+    ``proxy`` (``http://[user:password@]host:port``) carries HTTP calls and
+    tunnels the TTA WebSockets (without it, ``HTTPS_PROXY``/``HTTP_PROXY``/
+    ``NO_PROXY`` decide); ``ws_headers`` are extra WebSocket handshake headers.
     """
 
     def __init__(
@@ -75,7 +115,7 @@ class AvatarSession:
         token: str,
         *,
         endpoints: Endpoints | None = None,
-        timeout: float = 30.0,
+        timeout: float | httpx.Timeout = 30.0,
         retry: RetryPolicy | None = None,
         http_client: httpx.AsyncClient | None = None,
         close_timeout: float = 10.0,
@@ -86,6 +126,8 @@ class AvatarSession:
         sami_token: str | None = None,
         stream_limits: StreamLimits | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        proxy: str | None = None,
+        ws_headers: Mapping[str, str] | None = None,
     ) -> None:
         if not isinstance(appid, str) or not appid:
             raise ValidationError("appid", appid, "must be a non-empty string")
@@ -103,31 +145,34 @@ class AvatarSession:
         self.sami_appkey = sami_appkey or appid
         self._sami_token = sami_token or token
         self.endpoints = endpoints or Endpoints()
-        self.retry = retry or RetryPolicy()
-        self._timeout = timeout
+        self.retry = _policy("retry", retry) or RetryPolicy()
+        self._timeout = _check_timeout(timeout)
         self._close_timeout = close_timeout
-        self._own_http = http_client is None
-        self._http = http_client
-        self._host = TaskHost()
-        self._tg: TaskGroup | None = None
-        self._streams: set[TtaStream] = set()
-        self._state = "new"
-        self.upload_retry = upload_retry or RetryPolicy(
+        self._life = _Life(http_client, self._timeout)
+        self._view_http: httpx.AsyncClient | None = None  # a with_options view's own client
+        self.upload_retry = _policy("upload_retry", upload_retry) or RetryPolicy(
             attempts=8, base_delay=0.5, max_delay=15.0, total_timeout=900.0
         )
         if max_uploads < 1:
             raise ValidationError("max_uploads", max_uploads, "must be >= 1")
         self.upload_slots = anyio.CapacityLimiter(max_uploads)
         self.journal_dir = Path(journal_dir) if journal_dir is not None else None
-        if stream_limits is not None:
-            from avatarkit.tta.limits import StreamLimits
-
-            if not isinstance(stream_limits, StreamLimits):
-                raise ValidationError("stream_limits", stream_limits, "must be a StreamLimits")
-        self._stream_limits = stream_limits
+        self._stream_limits = _check_limits(stream_limits)
         if ssl_context is not None and not _is_ssl_context(ssl_context):
             raise ValidationError("ssl_context", ssl_context, "must be an ssl.SSLContext")
         self._ssl = ssl_context
+        self._proxy = proxy
+        ws_proxy: Proxy | None = None
+        if proxy is not None:
+            from avatarkit.tta._proxy import parse_proxy
+
+            if not isinstance(proxy, str):
+                raise ValidationError("proxy", proxy, "must be a URL string")
+            ws_proxy = parse_proxy(proxy)
+            register_secret(ws_proxy.authorization)
+            register_secret(ws_proxy.password)
+        self._ws_proxy = ws_proxy
+        self._ws_headers = _check_headers(ws_headers)
 
     # -- the sub-clients, made on first use -------------------------------
     # (cached_property: made once, then a plain attribute; assigning one replaces it)
@@ -135,6 +180,7 @@ class AvatarSession:
     @cached_property
     def tta(self) -> TtaClient:
         """TTA streams: ``av.tta.open(role=…)``."""
+        from avatarkit.tta._proxy import WsOptions
         from avatarkit.tta.client import TtaClient
 
         return TtaClient(
@@ -144,7 +190,7 @@ class AvatarSession:
             token=self._token,
             retry=self.retry,
             limits=self._stream_limits,
-            ssl_context=self._ssl,
+            ws=WsOptions(self._ssl, self._ws_proxy, self._ws_headers),
         )
 
     @cached_property
@@ -169,11 +215,20 @@ class AvatarSession:
         return VoiceClient(self)
 
     @classmethod
-    def from_env(cls, **kwargs: object) -> AvatarSession:
+    def from_env(
+        cls,
+        *,
+        endpoints: Endpoints | None = None,
+        sami_appkey: str | None = None,
+        sami_token: str | None = None,
+        **options: Unpack[SessionOptions],
+    ) -> AvatarSession:
         """A session from ``AVATARKIT_APPID``/``AVATARKIT_TOKEN`` (and ``AVATARKIT_*_URL``).
 
         ``AVATARKIT_SAMI_APPKEY``/``AVATARKIT_SAMI_TOKEN``, when set, are the
-        voice-conversion credentials (else appid/token are used).
+        voice-conversion credentials (else appid/token are used).  Arguments
+        given here win over the environment.  Raises :class:`ValidationError`
+        naming the variable that is not set.
         """
         values: dict[str, str] = {}
         for name, var in ((ENV_APPID, "appid"), (ENV_TOKEN, "token")):
@@ -181,16 +236,50 @@ class AvatarSession:
             if not value:
                 raise ValidationError(name, None, "environment variable is not set")
             values[var] = value
-        for name, var in ((ENV_SAMI_APPKEY, "sami_appkey"), (ENV_SAMI_TOKEN, "sami_token")):
-            if os.environ.get(name) and var not in kwargs:
-                kwargs[var] = os.environ[name]
         urls = {field: os.environ[var] for field, var in _ENV_URLS.items() if os.environ.get(var)}
-        if urls and "endpoints" not in kwargs:
-            kwargs["endpoints"] = Endpoints(**urls)
-        return cls(values["appid"], values["token"], **kwargs)  # type: ignore[arg-type]
+        if endpoints is None and urls:
+            endpoints = Endpoints(**urls)
+        return cls(
+            values["appid"],
+            values["token"],
+            endpoints=endpoints,
+            sami_appkey=sami_appkey or os.environ.get(ENV_SAMI_APPKEY) or None,
+            sami_token=sami_token or os.environ.get(ENV_SAMI_TOKEN) or None,
+            **options,
+        )
+
+    def with_options(
+        self,
+        *,
+        timeout: float | httpx.Timeout | None = None,
+        retry: RetryPolicy | None = None,
+        upload_retry: RetryPolicy | None = None,
+        stream_limits: StreamLimits | None = None,
+    ) -> AvatarSession:
+        """This session with other timeouts or retries, for some calls::
+
+            await av.with_options(timeout=120, retry=RetryPolicy(attempts=1)).voice.convert(…)
+
+        The view shares everything else: connections, streams, tasks and the
+        lifecycle (closing either closes both).  Options left ``None`` are kept.
+        """
+        view = object.__new__(AvatarSession)
+        view.__dict__.update(
+            (key, value) for key, value in self.__dict__.items() if key not in _MADE_ON_USE
+        )
+        view._view_http = None
+        if timeout is not None:
+            view._timeout = _check_timeout(timeout)
+        if retry is not None:
+            view.retry = _policy("retry", retry) or self.retry
+        if upload_retry is not None:
+            view.upload_retry = _policy("upload_retry", upload_retry) or self.upload_retry
+        if stream_limits is not None:
+            view._stream_limits = _check_limits(stream_limits)
+        return view
 
     def __repr__(self) -> str:
-        return f"AvatarSession(appid={self.appid!r}, token='***', state={self._state!r})"
+        return f"AvatarSession(appid={self.appid!r}, token='***', state={self._life.state!r})"
 
     # -- what streams and uploads need ----------------------------------
 
@@ -206,34 +295,48 @@ class AvatarSession:
 
     @property
     def task_group(self) -> TaskGroup:
-        if self._tg is None or self._state != "open":
+        life = self._life
+        if life.tg is None or life.state != "open":
             raise self._not_open()
-        return self._tg
+        return life.tg
 
     @property
     def http(self) -> httpx.AsyncClient:
         """The session's HTTP client, made on first use (its TLS setup costs ~40 ms)."""
-        if self._state != "open":
+        life = self._life
+        if life.state != "open":
             raise self._not_open()
-        if self._http is None:
+        if life.http is None:
             import httpx
 
-            self._http = httpx.AsyncClient(timeout=self._timeout, verify=self._ssl or True)
-        return self._http
+            life.http = httpx.AsyncClient(
+                timeout=life.timeout, verify=self._ssl or True, proxy=self._proxy
+            )
+        if self._timeout is life.timeout:
+            return life.http
+        if self._view_http is None:
+            # A view with its own timeout: its own client, sending through the
+            # session's (one connection pool; closed with the session, not here).
+            import httpx
+
+            self._view_http = httpx.AsyncClient(
+                transport=_through(life.http), timeout=self._timeout, trust_env=False
+            )
+        return self._view_http
 
     def _not_open(self) -> AvatarError:
         return AvatarError(
-            f"the session is {self._state}, not open: use `async with AvatarSession(...) as av`"
-            " or `av = await AvatarSession(...)`"
+            f"the session is {self._life.state}, not open: use "
+            "`async with AvatarSession(...) as av` or `av = await AvatarSession(...)`"
         )
 
     def register(self, stream: TtaStream) -> None:
-        if self._state != "open":
+        if self._life.state != "open":
             raise self._not_open()
-        self._streams.add(stream)
+        self._life.streams.add(stream)
 
     def unregister(self, stream: TtaStream) -> None:
-        self._streams.discard(stream)
+        self._life.streams.discard(stream)
 
     # -- lifecycle -------------------------------------------------------
 
@@ -244,15 +347,16 @@ class AvatarSession:
         ``av = await AvatarSession.from_env()`` opens it, and ``await av.aclose()``,
         from any task (another Jupyter cell), closes it.
         """
-        if self._state != "new":
-            raise AvatarError(f"a session can be opened once (it is {self._state})")
-        self._state = "opening"
+        life = self._life
+        if life.state != "new":
+            raise AvatarError(f"a session can be opened once (it is {life.state})")
+        life.state = "opening"
         try:
-            self._tg = await self._host.start()
+            life.tg = await life.host.start()
         except BaseException:
-            self._state = "closed"
+            life.state = "closed"
             raise
-        self._state = "open"
+        life.state = "open"
 
     def __await__(self) -> Generator[Any, None, Self]:
         return self._open_and_return().__await__()
@@ -280,20 +384,98 @@ class AvatarSession:
         Idempotent, callable from any task, bounded by ``close_timeout``, and
         shielded: cancelling the caller does not leave half a session behind.
         """
-        if self._state in ("closing", "closed"):
+        life = self._life
+        if life.state in ("closing", "closed"):
             return
-        self._state = "closing"
+        life.state = "closing"
         with anyio.CancelScope(shield=True):
             with anyio.move_on_after(self._close_timeout):
                 async with anyio.create_task_group() as closers:
-                    for stream in list(self._streams):
+                    for stream in list(life.streams):
                         closers.start_soon(stream.aclose)
-                if self._own_http and self._http is not None:
-                    await self._http.aclose()
+                if life.own_http and life.http is not None:
+                    await life.http.aclose()
             # Whatever the session started ends with it.  Our tasks never raise.
-            await self._host.stop(cancel=True)
-            self._tg = None
-        self._state = "closed"
+            await life.host.stop(cancel=True)
+            life.tg = None
+        life.state = "closed"
+
+
+#: Attributes a view makes for itself (cached sub-clients carry the options they were made with).
+_MADE_ON_USE: Final = frozenset({"tta", "digime", "voice_clone", "voice", "_view_http"})
+
+
+def _through(client: httpx.AsyncClient) -> httpx.AsyncBaseTransport:
+    """A transport that sends with ``client``: a view's requests use the session's pool."""
+    import httpx
+
+    class Through(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            return await client.send(request, stream=True)
+
+        # aclose() is the base's no-op: the connections are the session's to close.
+
+    return Through()
+
+
+def _check_timeout(value: object) -> float | httpx.Timeout:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not value > 0:
+            raise ValidationError("timeout", value, "must be > 0 seconds")
+        return value
+    import httpx  # one is given: the caller has loaded httpx already
+
+    if not isinstance(value, httpx.Timeout):
+        raise ValidationError("timeout", value, "must be seconds (a number) or an httpx.Timeout")
+    return value
+
+
+def _policy(field: str, value: object) -> RetryPolicy | None:
+    if value is not None and not isinstance(value, RetryPolicy):
+        raise ValidationError(field, value, "must be a RetryPolicy")
+    return value
+
+
+def _check_limits(value: object) -> StreamLimits | None:
+    if value is None:
+        return None
+    from avatarkit.tta.limits import StreamLimits
+
+    if not isinstance(value, StreamLimits):
+        raise ValidationError("stream_limits", value, "must be a StreamLimits")
+    return value
+
+
+def _check_headers(value: object) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping):
+        raise ValidationError("ws_headers", value, "must be a mapping of header names to values")
+    pairs = tuple(value.items())
+    # Values may be credentials (a gateway's key): errors show them as ***.
+    for name, text in pairs:
+        field = f"ws_headers[{name!r}]"
+        if not isinstance(name, str) or not isinstance(text, str):
+            raise ValidationError(field, "***", "names and values must be strings")
+        if not name or any(c in name + text for c in "\r\n"):
+            raise ValidationError(field, "***", "must be a non-empty name and a one-line value")
+        if name.lower() in _OWN_HEADERS:
+            raise ValidationError(field, "***", "is set by the SDK itself")
+    return pairs
+
+
+#: Handshake headers the SDK writes (the WebSocket's own, and the service's Resource-Id).
+_OWN_HEADERS: Final = frozenset(
+    {
+        "host",
+        "upgrade",
+        "connection",
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-extensions",
+        "resource-id",
+    }
+)
 
 
 def _is_ssl_context(value: object) -> bool:

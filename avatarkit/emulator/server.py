@@ -6,7 +6,7 @@ import contextlib
 import socket
 import types
 from collections.abc import AsyncIterator, Callable, Generator
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self, Unpack
 
 import anyio
 import uvicorn
@@ -20,7 +20,7 @@ from avatarkit.errors import AvatarError
 
 if TYPE_CHECKING:
     # The SDK is imported only by the convenience methods that build its clients.
-    from avatarkit._session import AvatarSession, Endpoints
+    from avatarkit._session import AvatarSession, Endpoints, SessionOptions
     from avatarkit.metastudio.client import MetaStudio
 
 __all__ = ["Emulator", "bind", "serve", "serve_asgi"]
@@ -149,11 +149,11 @@ class Emulator:
     def token(self) -> str:
         return self.options.token
 
-    def session(self, **kwargs: Any) -> AvatarSession:
-        """An :class:`AvatarSession` pointed at this emulator."""
+    def session(self, **options: Unpack[SessionOptions]) -> AvatarSession:
+        """An :class:`AvatarSession` pointed at this emulator (not yet open)."""
         from avatarkit._session import AvatarSession
 
-        return AvatarSession(self.appid, self.token, endpoints=self.endpoints, **kwargs)
+        return AvatarSession(self.appid, self.token, endpoints=self.endpoints, **options)
 
     def metastudio(self, *, auth: Literal["aksk", "token"] = "aksk", **kwargs: Any) -> MetaStudio:
         """A :class:`~avatarkit.metastudio.MetaStudio` client pointed at this emulator."""

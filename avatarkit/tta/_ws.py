@@ -40,6 +40,7 @@ from avatarkit.errors import (
     TimeoutError,
     ValidationError,
 )
+from avatarkit.tta._proxy import Proxy, from_environment, open_tunnel
 from avatarkit.tta._wsread import FrameReader
 
 __all__ = ["FrameSink", "Keepalive", "WsConnection", "connect"]
@@ -361,8 +362,12 @@ async def connect(
     close_timeout: float,
     keepalive: Keepalive,
     ssl_context: ssl.SSLContext | None = None,
+    proxy: Proxy | None = None,
 ) -> WsConnection:
     """Open a client WebSocket, handshake included, within ``open_timeout``.
+
+    Through ``proxy`` (a CONNECT tunnel) when given, else as the environment's
+    ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` say.
 
     Refusals map to :class:`AuthenticationError` (401/403), :class:`ServiceError`
     (other statuses; 5xx retryable) or :class:`ConnectionLost`.
@@ -377,15 +382,31 @@ async def connect(
         ws, keepalive=keepalive, close_timeout=close_timeout, what=what, max_size=max_size
     )
     loop = asyncio.get_running_loop()
+    if proxy is None:
+        proxy = from_environment(uri.secure, uri.host)
+    tls = (ssl_context or _default_ssl()) if uri.secure else None
     try:
         async with asyncio.timeout(open_timeout):
-            await loop.create_connection(
-                lambda: conn,
-                uri.host,
-                uri.port,
-                ssl=(ssl_context or _default_ssl()) if uri.secure else None,
-                server_hostname=uri.host if uri.secure else None,
-            )
+            if proxy is None:
+                await loop.create_connection(
+                    lambda: conn,
+                    uri.host,
+                    uri.port,
+                    ssl=tls,
+                    server_hostname=uri.host if uri.secure else None,
+                )
+            else:
+                tunnel = await open_tunnel(proxy, uri.host, uri.port)
+                try:
+                    await loop.create_connection(
+                        lambda: conn,
+                        sock=tunnel,
+                        ssl=tls,
+                        server_hostname=uri.host if uri.secure else None,
+                    )
+                except BaseException:
+                    tunnel.close()
+                    raise
             request = ws.connect()
             for name, value in headers.items():
                 request.headers[name] = value
@@ -398,7 +419,10 @@ async def connect(
             raise TimeoutError(
                 f"could not open {what} within {open_timeout}s (open_timeout)"
             ) from None
-        raise ConnectionLost(f"could not connect to {what}: {type(exc).__name__}: {exc}") from None
+        via = f" through {proxy.host}:{proxy.port}" if proxy is not None else ""
+        raise ConnectionLost(
+            f"could not connect to {what}{via}: {type(exc).__name__}: {exc}"
+        ) from None
     except BaseException:
         conn.abort()
         raise

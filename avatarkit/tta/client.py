@@ -12,7 +12,7 @@ from avatarkit.tta.config import KNOWN_ROLES_3D, SessionConfig, make_config
 from avatarkit.tta.limits import StreamLimits
 
 if TYPE_CHECKING:
-    import ssl
+    from avatarkit.tta._proxy import WsOptions
 
     # The stream (and with it the WebSocket client, SSML, audio) loads on the first open().
     from avatarkit.tta.stream import StreamOwner, TtaStream
@@ -52,10 +52,10 @@ class TtaClient:
         token: str,
         retry: RetryPolicy,
         limits: StreamLimits | None = None,
-        ssl_context: ssl.SSLContext | None = None,
+        ws: WsOptions | None = None,
     ) -> None:
         self._owner = owner
-        self._ssl = ssl_context
+        self._ws = ws
         self.limits = limits or StreamLimits()
         self._base_url = base_url
         self._appid = appid
@@ -134,5 +134,5 @@ class TtaClient:
             config=cfg,
             retry_policy=self._retry,
             limits=limits,
-            ssl_context=self._ssl,
+            ws=self._ws,
         )

@@ -42,6 +42,7 @@ from avatarkit.tta import _ws, frames, ssml
 from avatarkit.tta import events as ev
 from avatarkit.tta._drive import AudioDrive
 from avatarkit.tta._idle import IdleWatch
+from avatarkit.tta._proxy import WsOptions
 from avatarkit.tta._record import StreamRecording, Taps
 from avatarkit.tta._utterances import Decision, UtteranceTracker, Verdict
 from avatarkit.tta.audio import RATE, PcmConverter, wav_chunks
@@ -51,8 +52,6 @@ from avatarkit.tta.limits import StreamLimits
 from avatarkit.tta.video import ProducedVideo
 
 if TYPE_CHECKING:
-    import ssl
-
     import httpx
 
 __all__ = ["AudioDrive", "StreamRecording", "TtaStream", "Utterance"]
@@ -104,11 +103,11 @@ class TtaStream:
         config: SessionConfig,
         retry_policy: RetryPolicy,
         limits: StreamLimits | None = None,
-        ssl_context: ssl.SSLContext | None = None,
+        ws: WsOptions | None = None,
     ) -> None:
         self._owner = owner
         self._url = url
-        self._ssl = ssl_context
+        self._ws = ws or WsOptions()
         self._resource_id = resource_id
         self.config = config
         self.limits = limits or StreamLimits()
@@ -202,14 +201,16 @@ class TtaStream:
         limits = self.limits
         self._queue = queue = self._new_queue()
         self._error = None
+        options = self._ws
         conn = await _ws.connect(
             self._url,
-            headers={"Resource-Id": self._resource_id},
+            headers={**dict(options.headers), "Resource-Id": self._resource_id},
             max_size=limits.max_frame_bytes,
             open_timeout=limits.open_timeout,
             close_timeout=limits.close_timeout,
             keepalive=_ws.Keepalive(limits.ping_interval, limits.ping_timeout),
-            ssl_context=self._ssl,
+            ssl_context=options.ssl_context,
+            proxy=options.proxy,
         )
         self._conn = conn
         queue.watermarks(conn.pause_reading, conn.resume_reading)
