@@ -36,7 +36,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
@@ -57,6 +57,9 @@ from avatarkit.errors import (
 )
 from avatarkit.metastudio import Job, MetaStudio
 from avatarkit.tta import events as ev
+
+if TYPE_CHECKING:
+    from avatarkit.tta.config import Codec, VideoFields
 
 __all__ = ["main"]
 
@@ -163,14 +166,14 @@ async def _produce(
     out: Path,
     *,
     role: str,
-    codec: str,
+    codec: Codec,
     width: int | None,
     height: int | None,
     subtitles: bool,
     srt: Path | None = None,
     live: bool = False,
 ) -> dict[str, Any]:
-    video: dict[str, int] = {}
+    video: VideoFields = {}
     subtitles = subtitles or srt is not None
     if width:
         video["video_width"] = width

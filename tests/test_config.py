@@ -728,3 +728,49 @@ def test_encode_unencodable_config_names_the_field(cfg: SessionConfig, path: str
 def test_encode_needs_a_session_config() -> None:
     with pytest.raises(ValidationError, match="must be a SessionConfig"):
         encode_config({"role": "COCO"})  # type: ignore[arg-type]
+
+
+# -- the keyword TypedDicts match the Structs (one list of fields, checked) -----------
+
+
+def test_keyword_typed_dicts_match_the_structs() -> None:
+    import typing
+
+    import msgspec
+
+    from avatarkit.tta import config as c
+
+    pairs = [
+        (c.LogoFields, c.Logo),
+        (c.VideoFields, c.VideoConfig),
+        (c.RoleConfFields, c.RoleConf),
+        (c.RtcFields, c.RtcConfig),
+        (c.RtmpFields, c.RtmpConfig),
+    ]
+    for fields, struct in pairs:
+        names = {f.name for f in msgspec.structs.fields(struct)}
+        required = {f.name for f in msgspec.structs.fields(struct) if f.required}
+        assert set(fields.__annotations__) == names, struct
+        assert set(fields.__required_keys__) == required, struct
+    session = {f.name for f in msgspec.structs.fields(c.SessionConfig)} - {"role"}
+    assert set(c.ConfigFields.__annotations__) == session
+    assert typing.get_args(c.Codec) == c.CODECS
+    assert typing.get_args(c.InputMode) == c.INPUT_MODES
+
+
+def test_session_options_match_the_session_keywords() -> None:
+    import inspect
+
+    from avatarkit._session import AvatarSession, SessionOptions
+
+    keywords = {
+        name
+        for name, p in inspect.signature(AvatarSession).parameters.items()
+        if p.kind is p.KEYWORD_ONLY
+    }
+    # from_env and Emulator.session take credentials and endpoints themselves
+    assert set(SessionOptions.__annotations__) == keywords - {
+        "endpoints",
+        "sami_appkey",
+        "sami_token",
+    }

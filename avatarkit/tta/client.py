@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, Unpack
 from urllib.parse import quote
 
 from avatarkit._retry import RetryPolicy
 from avatarkit.errors import ValidationError
-from avatarkit.tta.config import KNOWN_ROLES_3D, SessionConfig, make_config
+from avatarkit.tta.config import KNOWN_ROLES_3D, ConfigFields, SessionConfig, make_config
 from avatarkit.tta.limits import StreamLimits
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ class TtaClient:
         ping_interval: float | _Default | None = DEFAULT,
         ping_timeout: float | _Default | None = DEFAULT,
         strict_role: bool = True,
-        **fields: Any,
+        **fields: Unpack[ConfigFields],
     ) -> TtaStream:
         """A TTA stream for ``role``; use it as ``async with`` (or ``await`` it).
 

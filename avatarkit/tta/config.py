@@ -32,7 +32,18 @@ from __future__ import annotations
 
 import types
 from collections.abc import Mapping
-from typing import Any, Final, NoReturn, Union, get_args, get_origin
+from typing import (
+    Any,
+    Final,
+    Literal,
+    NoReturn,
+    TypeAlias,
+    TypedDict,
+    Union,
+    Unpack,
+    get_args,
+    get_origin,
+)
 from urllib.parse import urlsplit
 
 import msgspec
@@ -57,12 +68,20 @@ __all__ = [
     "KNOWN_ROLES_2D",
     "KNOWN_ROLES_3D",
     "KNOWN_VOICES",
+    "Codec",
+    "ConfigFields",
+    "InputMode",
     "Logo",
+    "LogoFields",
     "RoleConf",
+    "RoleConfFields",
     "RtcConfig",
+    "RtcFields",
     "RtmpConfig",
+    "RtmpFields",
     "SessionConfig",
     "VideoConfig",
+    "VideoFields",
     "check_role_name",
     "decode_config",
     "encode_config",
@@ -200,6 +219,69 @@ class SessionConfig(msgspec.Struct, kw_only=True, omit_defaults=True):
         video = self.video or VideoConfig()
         video = msgspec.structs.replace(video, video_width=width, video_height=height)
         return msgspec.structs.replace(self, video=video)
+
+
+# --- the same fields as keyword arguments (``tta.open(**fields)``), for type checkers ----
+# tests/test_config.py checks that these match the Structs above, key for key.
+
+Codec: TypeAlias = Literal["mp4", "webm", "mov"]
+InputMode: TypeAlias = Literal["text", "audio"]
+
+
+class LogoFields(TypedDict):
+    logo_url: str
+    logo_top_offset: int
+    logo_left_offset: int
+    logo_width: int
+    logo_height: int
+
+
+class VideoFields(TypedDict, total=False):
+    video_width: int | None
+    video_height: int | None
+    I_frame_interval: int | None
+    subtitle_control: bool | None
+
+
+class RoleConfFields(TypedDict, total=False):
+    voice_type: str | None
+    pose_type: str | None
+    clothes_type: str | None
+    role_width: int | None
+    role_left_offset: int | None
+    role_top_offset: int | None
+    speed: float | None
+    pitch: float | None
+    volume: float | None
+
+
+class RtcFields(TypedDict):
+    app_id: str
+    room: str
+    uid: str
+    token: str
+
+
+class RtmpFields(TypedDict):
+    addr: str
+    live_id: str
+
+
+class ConfigFields(TypedDict, total=False):
+    """:class:`SessionConfig`'s fields but ``role``, as ``tta.open``/``make_config`` keywords;
+    nested parts as Structs or dicts."""
+
+    uid: str | None
+    appid: str | None
+    background: str | None
+    logo: Logo | LogoFields | None
+    video: VideoConfig | VideoFields | None
+    role_conf: RoleConf | RoleConfFields | None
+    input_mode: InputMode | None
+    codec: Codec | None
+    output_url: bool | None
+    rtc: RtcConfig | RtcFields | None
+    rtmp: RtmpConfig | RtmpFields | None
 
 
 # --- field types (users construct Structs directly, so types are not a given) ----
@@ -490,7 +572,7 @@ def make_config(
     *,
     config: SessionConfig | Mapping[str, Any] | None = None,
     strict_role: bool = True,
-    **fields: Any,
+    **fields: Unpack[ConfigFields],
 ) -> SessionConfig:
     """Build and check a config from keyword fields (nested parts as dicts or Structs).
 
@@ -510,9 +592,9 @@ def make_config(
         raise ValidationError(
             "config", type(config).__name__, "must be a SessionConfig or a mapping"
         )
-    if role is not None:
-        fields["role"] = role
     merged.update(fields)
+    if role is not None:
+        merged["role"] = role
     _reject_unknown(merged, SessionConfig, "")
     # None means "not set": drop it so msgspec reports a missing role by name.
     merged = {key: value for key, value in merged.items() if value is not None}

@@ -1,4 +1,4 @@
-"""Checked by mypy --strict in CI (.ci/run), not run: a match over every event
+"""Checked by mypy --strict and pyright strict in CI (.ci/run), not run: a match over every event
 type ends in assert_never, so a new event type the SDK adds fails here first."""
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ def describe(event: events.Event) -> str:
             return "media end"
         case events.VoiceStart() | events.VoiceEnd():
             return "voice"
-        case events.Subtitle(text=text):  # SubtitleOn and SubtitleOff
-            return text
+        # SubtitleOn and SubtitleOff.  pyright narrows a base-class pattern away only
+        # without sub-patterns: ``Subtitle(text=text)`` would leave both in the union.
+        case events.Subtitle() as subtitle:
+            return subtitle.text
         case events.AllSubtitles(subtitles=subtitles):
             return str(len(subtitles))
         case events.VideoUrl(url=url):
