@@ -25,15 +25,28 @@ goes quiet —
 from __future__ import annotations
 
 import math
-from typing import Any, Final
+from typing import Final, TypedDict, Unpack
 
 import msgspec
 
 from avatarkit.errors import ValidationError
 
-__all__ = ["StreamLimits"]
+__all__ = ["LimitChanges", "StreamLimits"]
 
 _MIB: Final = 1024 * 1024
+
+
+class LimitChanges(TypedDict, total=False):
+    """:class:`StreamLimits`' fields, as keywords of :meth:`StreamLimits.replace`."""
+
+    queue_size: int
+    buffer_bytes: int
+    max_frame_bytes: int
+    open_timeout: float
+    close_timeout: float
+    idle_timeout: float
+    ping_interval: float | None
+    ping_timeout: float | None
 
 
 class StreamLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -64,12 +77,13 @@ class StreamLimits(msgspec.Struct, frozen=True, kw_only=True):
         for name in ("ping_interval", "ping_timeout"):
             _check_seconds(name, getattr(self, name), optional=True)
 
-    def replace(self, **changes: Any) -> StreamLimits:
+    def replace(self, **changes: Unpack[LimitChanges]) -> StreamLimits:
         """A copy with ``changes``; unknown names raise :class:`ValidationError`."""
-        unknown = sorted(set(changes) - set(self.__struct_fields__))
+        given: dict[str, object] = dict(changes)  # untyped callers may pass anything
+        unknown = sorted(set(given) - set(self.__struct_fields__))
         if unknown:
             known = ", ".join(self.__struct_fields__)
-            raise ValidationError(unknown[0], changes[unknown[0]], f"not a stream limit ({known})")
+            raise ValidationError(unknown[0], given[unknown[0]], f"not a stream limit ({known})")
         return msgspec.structs.replace(self, **changes)
 
 

@@ -36,6 +36,7 @@ from avatarkit.voice.wire import (
 # probe (``wave``) on the first local source.
 if TYPE_CHECKING:
     from avatarkit._session import AvatarSession
+    from avatarkit.tta.events import JSON
 
 __all__ = ["ConvertedAudio", "VoiceClient"]
 
@@ -61,7 +62,7 @@ class ConvertedAudio:
         sample_rate: int,
         channel: int,
         task_id: str,
-        payload: Any = None,
+        payload: JSON = None,
     ) -> None:
         self.data = data
         self.format = format
@@ -100,13 +101,14 @@ class ConvertedAudio:
 _MIME: Final = {"wav": "audio/wav", "mp3": "audio/mpeg", "aac": "audio/aac"}
 
 
-def _parse_payload(text: str | None) -> Any:
+def _parse_payload(text: str | None) -> JSON:
     if not text:
         return None
     try:
-        return msgspec.json.decode(text)
+        value: JSON = msgspec.json.decode(text)  # JSON decodes to exactly these types
     except JSON_DECODE_ERRORS:
         return text
+    return value
 
 
 #: SAMI's error codes for a refused appkey (the rest of 401/403 is the token's).
