@@ -69,7 +69,7 @@ class TtaClient:
         self,
         role: str | None = None,
         *,
-        config: SessionConfig | Mapping[str, Any] | None = None,
+        config: SessionConfig | Mapping[str, object] | None = None,
         dimension: Dimension | None = None,
         queue_size: int | None = None,
         buffer_bytes: int | None = None,

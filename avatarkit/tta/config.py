@@ -570,7 +570,7 @@ def check_role_name(role: str) -> None:
 def make_config(
     role: str | None = None,
     *,
-    config: SessionConfig | Mapping[str, Any] | None = None,
+    config: SessionConfig | Mapping[str, object] | None = None,
     strict_role: bool = True,
     **fields: Unpack[ConfigFields],
 ) -> SessionConfig:
