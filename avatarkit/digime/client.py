@@ -13,6 +13,12 @@ import msgspec
 from avatarkit._http import retrying
 from avatarkit._redact import protected_logger
 from avatarkit._schema_errors import JSON_DECODE_ERRORS
+from avatarkit.digime._wire import (
+    InitTrain,
+    TrainingInfo,
+    TrainingInfoRequest,
+    TrainingState,
+)
 from avatarkit.digime.rules import (
     DEFAULT_PART_SIZE,
     MIN_PART_SIZE,
@@ -31,12 +37,6 @@ from avatarkit.digime.upload import (
     UploadResult,
     UploadTarget,
     post_json,
-)
-from avatarkit.digime.wire import (
-    InitTrain,
-    TrainingInfo,
-    TrainingInfoRequest,
-    TrainingState,
 )
 from avatarkit.errors import ProtocolError, TimeoutError, TrainingFailed, ValidationError
 

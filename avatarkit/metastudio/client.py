@@ -34,8 +34,7 @@ from avatarkit.errors import (
     TrainingFailed,
     ValidationError,
 )
-from avatarkit.metastudio.signer import sign
-from avatarkit.metastudio.wire import (
+from avatarkit.metastudio._wire import (
     API_PREFIX,
     CommandRequest,
     CommandResult,
@@ -50,6 +49,7 @@ from avatarkit.metastudio.wire import (
     is_failed,
     is_success,
 )
+from avatarkit.metastudio.signer import sign
 
 __all__ = ["MetaStudio", "PresignedUpload"]
 
