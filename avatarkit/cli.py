@@ -44,8 +44,8 @@ import msgspec
 from avatarkit._retry import RetryEvent, on_retry
 from avatarkit._retry import log as _retry_log
 from avatarkit._session import AvatarSession, Endpoints
+from avatarkit.digime._wire import TrainingInfo
 from avatarkit.digime.upload import UploadProgress, UploadResult
-from avatarkit.digime.wire import TrainingInfo
 from avatarkit.errors import (
     AuthenticationError,
     AvatarError,

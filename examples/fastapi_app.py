@@ -31,8 +31,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from avatarkit import AvatarError, AvatarSession, ServiceError, TrainingFailed, ValidationError
+from avatarkit.digime._wire import TrainingInfo
 from avatarkit.digime.callbacks import CallbackReceiver
-from avatarkit.digime.wire import TrainingInfo
 
 __all__ = ["app", "create_app"]
 

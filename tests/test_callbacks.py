@@ -18,13 +18,13 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
+from avatarkit.digime._wire import TrainingCallback, TrainingState
 from avatarkit.digime.callbacks import (
     _LATEST_LIMIT,
     BadCallbackBody,
     CallbackReceiver,
     parse_callback_body,
 )
-from avatarkit.digime.wire import TrainingCallback, TrainingState
 from avatarkit.emulator.server import _InProcessServer, bind
 from avatarkit.errors import ProtocolError, StreamClosed, ValidationError
 

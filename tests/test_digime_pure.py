@@ -14,10 +14,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from avatarkit.digime import rules
+from avatarkit.digime._wire import check_envelope, upload_id_from
 from avatarkit.digime.journal import Journal, JournalEntry
 from avatarkit.digime.plan import Part, plan_parts
 from avatarkit.digime.source import FileSource, TarFolderSource, open_source
-from avatarkit.digime.wire import check_envelope, upload_id_from
 from avatarkit.errors import ProtocolError, ServiceError, ValidationError
 
 MIB = 1024 * 1024

@@ -25,8 +25,8 @@ import pytest
 from avatarkit.emulator import Emulator
 from avatarkit.emulator.metastudio import PIPELINE, JobRecord
 from avatarkit.errors import ValidationError
+from avatarkit.metastudio._wire import CommandResult, CreateJobResponse, Job, JobList, JobState
 from avatarkit.metastudio.signer import sign
-from avatarkit.metastudio.wire import CommandResult, CreateJobResponse, Job, JobList, JobState
 from tests.training_video import short_video, small_video, training_video
 
 __all__ = ["short_video", "small_video", "training_video"]  # fixtures, used by name

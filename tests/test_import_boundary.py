@@ -40,9 +40,9 @@ ROOT: Final = Path(__file__).resolve().parent.parent / "avatarkit"
 ALLOWED_SDK: Final = (
     "avatarkit.tta.frames",
     "avatarkit.tta.events",
-    "avatarkit.digime.wire",
-    "avatarkit.voice.wire",
-    "avatarkit.metastudio.wire",
+    "avatarkit.digime._wire",
+    "avatarkit.voice._wire",
+    "avatarkit.metastudio._wire",
     "avatarkit.errors",
     "avatarkit._redact",
     "avatarkit._schema_errors",

@@ -19,7 +19,7 @@ from avatarkit import (
 )
 from avatarkit.emulator import Emulator
 from avatarkit.metastudio import MetaStudio
-from avatarkit.metastudio.wire import JobState
+from avatarkit.metastudio._wire import JobState
 from tests.training_video import small_video, training_video
 
 __all__ = ["small_video", "training_video"]  # fixtures, used by name

@@ -414,10 +414,10 @@ def _official_type(t: Any) -> str:
 def test_sdk_wire_models_match_the_official_ones(
     ours: str, official: str, renamed: dict[str, str]
 ) -> None:
-    """Each field of avatarkit.metastudio.wire exists in the official model, same type."""
+    """Each field of avatarkit.metastudio._wire exists in the official model, same type."""
     import msgspec.inspect as mi
 
-    from avatarkit.metastudio import wire
+    from avatarkit.metastudio import _wire as wire
 
     names = {
         "VoiceProperties": "VoiceProperties",

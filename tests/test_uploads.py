@@ -497,7 +497,10 @@ async def test_wait_times_out(tmp_path: Path) -> None:
         av_session = await _trained(emu, tmp_path, "Slow-1")
         try:
             await av_session.digime.train("Slow-1", callback_url="http://127.0.0.1:9/cb")
-            with pytest.raises(TimeoutError, match="still in progress"):
+            with pytest.raises(
+                TimeoutError,
+                match=r"training of .Slow-1. not finished after 0\.2 s \(last state: IN_PROGRESS\)",
+            ):
                 await av_session.digime.wait("Slow-1", timeout=0.2, poll_interval=0.01)
             assert (await av_session.digime.info("Slow-1")).state == 1
         finally:

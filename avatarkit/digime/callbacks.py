@@ -36,7 +36,7 @@ import msgspec
 
 from avatarkit._redact import SecretFilter, protected_logger, register_secret, scrub
 from avatarkit._schema_errors import JSON_DECODE_ERRORS, decode_failure, reportable
-from avatarkit.digime.wire import TrainingCallback, TrainingState
+from avatarkit.digime._wire import TrainingCallback, TrainingState
 from avatarkit.errors import ProtocolError, StreamClosed, ValidationError
 
 __all__ = ["BadCallbackBody", "CallbackReceiver", "parse_callback_body"]

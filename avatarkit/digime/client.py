@@ -5,14 +5,21 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import anyio
 import msgspec
 
 from avatarkit._http import retrying
+from avatarkit._poll import Pause, poll
 from avatarkit._redact import protected_logger
 from avatarkit._schema_errors import JSON_DECODE_ERRORS
+from avatarkit.digime._wire import (
+    InitTrain,
+    TrainingInfo,
+    TrainingInfoRequest,
+    TrainingState,
+)
 from avatarkit.digime.rules import (
     DEFAULT_PART_SIZE,
     MIN_PART_SIZE,
@@ -32,13 +39,7 @@ from avatarkit.digime.upload import (
     UploadTarget,
     post_json,
 )
-from avatarkit.digime.wire import (
-    InitTrain,
-    TrainingInfo,
-    TrainingInfoRequest,
-    TrainingState,
-)
-from avatarkit.errors import ProtocolError, TimeoutError, TrainingFailed, ValidationError
+from avatarkit.errors import ProtocolError, TrainingFailed, ValidationError
 
 # Loaded on the first upload: the file/folder sources (tarfile for folders) and
 # the resume journal (tempfile, hashlib).
@@ -273,34 +274,38 @@ class DigimeClient(_Uploads):
         callback receiver mounted at the ``callback_url``) it wakes as soon as
         the service's callback arrives.  Raises TimeoutError after ``timeout``.
         """
-        seen = receiver.latest(conf_name) if receiver is not None else None
-        delay = poll_interval
-        with anyio.move_on_after(timeout) as scope:
-            while True:
-                info = await self.info(conf_name)
-                if info.state is TrainingState.SUCCESS:
-                    return info
-                if info.state is TrainingState.FAILED:
-                    raise TrainingFailed(conf_name, info)
-                seen = await self._pause(conf_name, delay, receiver, seen)
-                delay = min(delay * 1.5, max_poll_interval)
-        assert scope.cancelled_caught
-        raise TimeoutError(f"training of {conf_name!r} still in progress after {timeout}s")
+        check_conf_name(conf_name)
 
-    @staticmethod
-    async def _pause(
-        conf_name: str, delay: float, receiver: CallbackReceiver | None, seen: Any
-    ) -> Any:
-        """Sleep ``delay``, or less when a new callback for ``conf_name`` arrives."""
-        if receiver is None:
-            await anyio.sleep(delay)
-            return seen
+        def done(info: TrainingInfo) -> bool:
+            if info.state is TrainingState.FAILED:
+                raise TrainingFailed(conf_name, info)
+            return info.state is TrainingState.SUCCESS
+
+        return await poll(
+            lambda: self.info(conf_name),
+            done,
+            what=f"training of {conf_name!r}",
+            state=lambda info: info.state.name,
+            timeout=timeout,
+            poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval,
+            pause=anyio.sleep if receiver is None else _woken_by(receiver, conf_name),
+        )
+
+
+def _woken_by(receiver: CallbackReceiver, conf_name: str) -> Pause:
+    """A pause that ends early when a new callback for ``conf_name`` arrives."""
+    seen = receiver.latest(conf_name)
+
+    async def pause(delay: float) -> None:
+        nonlocal seen
         with anyio.move_on_after(delay):
             callback = await receiver.wait_for(conf_name)
             if callback is seen:  # an old one: nothing new to wake for
                 await anyio.sleep(delay)
-            return callback
-        return seen
+            seen = callback
+
+    return pause
 
 
 class VoiceCloneClient(_Uploads):

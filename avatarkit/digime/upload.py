@@ -44,17 +44,17 @@ from avatarkit._http import http_errors, retrying
 from avatarkit._progress import UploadProgress
 from avatarkit._redact import protected_logger
 from avatarkit._retry import RetryPolicy
-from avatarkit.digime.journal import Journal, JournalEntry
-from avatarkit.digime.plan import Part, plan_parts
-from avatarkit.digime.rules import MaterialType
-from avatarkit.digime.source import FileSource, Source
-from avatarkit.digime.wire import (
+from avatarkit.digime._wire import (
     CompleteUpload,
     Envelope,
     InitUpload,
     check_envelope,
     upload_id_from,
 )
+from avatarkit.digime.journal import Journal, JournalEntry
+from avatarkit.digime.plan import Part, plan_parts
+from avatarkit.digime.rules import MaterialType
+from avatarkit.digime.source import FileSource, Source
 from avatarkit.errors import AuthenticationError, AvatarError, ServiceError, ValidationError
 
 __all__ = [

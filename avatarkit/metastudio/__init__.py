@@ -6,17 +6,17 @@ from avatarkit._lazy import lazy_exports
 
 # Names load on first use (PEP 562); the type checker sees ordinary imports.
 if TYPE_CHECKING:
+    from avatarkit.metastudio._wire import CommandResult, CreateJobResponse, Job, JobList, JobState
     from avatarkit.metastudio.client import MetaStudio, PresignedUpload
     from avatarkit.metastudio.signer import sign
-    from avatarkit.metastudio.wire import CommandResult, CreateJobResponse, Job, JobList, JobState
 
 #: Lazily loaded name -> the module that defines it.
 _LAZY: dict[str, str | tuple[str, str | None]] = {
-    "CommandResult": "avatarkit.metastudio.wire",
-    "CreateJobResponse": "avatarkit.metastudio.wire",
-    "Job": "avatarkit.metastudio.wire",
-    "JobList": "avatarkit.metastudio.wire",
-    "JobState": "avatarkit.metastudio.wire",
+    "CommandResult": "avatarkit.metastudio._wire",
+    "CreateJobResponse": "avatarkit.metastudio._wire",
+    "Job": "avatarkit.metastudio._wire",
+    "JobList": "avatarkit.metastudio._wire",
+    "JobState": "avatarkit.metastudio._wire",
     "MetaStudio": "avatarkit.metastudio.client",
     "PresignedUpload": "avatarkit.metastudio.client",
     "sign": "avatarkit.metastudio.signer",

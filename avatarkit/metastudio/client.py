@@ -21,6 +21,7 @@ import httpx
 import msgspec
 
 from avatarkit._http import failure_of, http_errors, is_transient, retrying
+from avatarkit._poll import poll
 from avatarkit._progress import UploadProgress
 from avatarkit._redact import protected_logger, redact_url, register_secret
 from avatarkit._retry import RetryPolicy
@@ -30,12 +31,10 @@ from avatarkit.errors import (
     AvatarError,
     ProtocolError,
     ServiceError,
-    TimeoutError,
     TrainingFailed,
     ValidationError,
 )
-from avatarkit.metastudio.signer import sign
-from avatarkit.metastudio.wire import (
+from avatarkit.metastudio._wire import (
     API_PREFIX,
     CommandRequest,
     CommandResult,
@@ -50,6 +49,7 @@ from avatarkit.metastudio.wire import (
     is_failed,
     is_success,
 )
+from avatarkit.metastudio.signer import sign
 
 __all__ = ["MetaStudio", "PresignedUpload"]
 
@@ -486,23 +486,27 @@ class MetaStudio:
         :class:`TimeoutError` after ``timeout`` seconds.
         """
         reached = (lambda s: s == until) if isinstance(until, str) else until
-        delay = poll_interval
-        state = "unknown: no answer yet"  # the timeout may come before the first answer
-        with anyio.move_on_after(timeout):
-            while True:
-                job = await self.show_job(job_id)
-                state = job.state
-                if reached(job.state):
-                    return job
-                if is_failed(job.state):
-                    failed = TrainingFailed(job_id, job)
-                    reason = job.review_failure
-                    if reason:  # the review's words (operation_logs): what to fix
-                        failed.add_note(f"{job.state}: {reason}")
-                    raise failed
-                await anyio.sleep(delay)
-                delay = min(delay * 1.5, max_poll_interval)
-        raise TimeoutError(f"job {job_id} not done after {timeout}s (state {state})")
+
+        def done(job: Job) -> bool:
+            if reached(job.state):
+                return True
+            if is_failed(job.state):
+                failed = TrainingFailed(job_id, job)
+                reason = job.review_failure
+                if reason:  # the review's words (operation_logs): what to fix
+                    failed.add_note(f"{job.state}: {reason}")
+                raise failed
+            return False
+
+        return await poll(
+            lambda: self.show_job(job_id),
+            done,
+            what=f"job {job_id}",
+            state=lambda job: job.state,
+            timeout=timeout,
+            poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval,
+        )
 
     # -- presigned uploads -------------------------------------------------
 

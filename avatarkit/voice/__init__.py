@@ -7,7 +7,7 @@
         await audio.save("out.wav")
 
 The rules (:mod:`avatarkit.voice.rules`) and the wire format
-(:mod:`avatarkit.voice.wire`) are pure; the emulator has its own reading of doc 002.
+(:mod:`avatarkit.voice._wire`) are pure; the emulator has its own reading of doc 002.
 """
 
 from typing import TYPE_CHECKING

@@ -13,6 +13,14 @@ import msgspec
 from avatarkit._redact import protected_logger, redact_url
 from avatarkit._schema_errors import JSON_DECODE_ERRORS
 from avatarkit.errors import AuthenticationError, ValidationError
+from avatarkit.voice._wire import (
+    AudioConfig,
+    ConvertPayload,
+    InvokeRequest,
+    QueryInvokeRequest,
+    check_response,
+    encode,
+)
 from avatarkit.voice.rules import (
     NAMESPACE,
     VERSION,
@@ -23,14 +31,6 @@ from avatarkit.voice.rules import (
     classify_source,
 )
 from avatarkit.voice.rules import check_speaker as _check_speaker  # a flag of convert()
-from avatarkit.voice.wire import (
-    AudioConfig,
-    ConvertPayload,
-    InvokeRequest,
-    QueryInvokeRequest,
-    check_response,
-    encode,
-)
 
 # Loaded on first use: httpx (``avatarkit._http``) on the first convert(), the WAV
 # probe (``wave``) on the first local source.
