@@ -7,6 +7,7 @@ The service's 10 MiB parts and 5 MiB merge rule become 10 KiB and 5 KiB here
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import io
 import itertools
@@ -22,7 +23,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from avatarkit import AvatarSession, RetryPolicy, ValidationError
+from avatarkit import AvatarError, AvatarSession, RetryPolicy, ValidationError
 from avatarkit.digime.plan import plan_parts
 from avatarkit.digime.upload import UploadProgress, UploadResult
 from avatarkit.emulator import Emulator
@@ -323,6 +324,60 @@ async def test_progress_iterator(emu: Emulator, tmp_path: Path) -> None:
     assert seen[-1].part == seen[-1].parts == len(plan_parts(len(data), PART, MIN_PART))
     assert all(a.acked_bytes < b.acked_bytes for a, b in itertools.pairwise(seen))
     assert stored(emu, upload.result.upload_id) == data
+    assert await upload is upload.result  # awaiting it after the loop: that run's outcome
+
+
+@pytest.mark.parametrize("leave", ["break", "raise"])
+async def test_leaving_the_progress_loop_early_cancels_the_upload(
+    emu: Emulator, tmp_path: Path, leave: str
+) -> None:
+    data = os.urandom(30 * PART)
+    (tmp_path / "v.mp4").write_bytes(data)
+    parts = len(plan_parts(len(data), PART, MIN_PART))
+    async with session(emu, tmp_path) as av_session:
+        upload = video_upload(av_session, tmp_path / "v.mp4", resume=False)
+        with contextlib.suppress(KeyError):
+            async for progress in upload:
+                if progress.part >= 2:
+                    if leave == "break":
+                        break
+                    raise KeyError("the loop's own error")
+        # Cancelled as the loop was left, before this task awaited anything.
+        with pytest.raises(AvatarError, match="cancelled: its progress loop was left early"):
+            _ = upload.result
+        with anyio.fail_after(30):  # a guard against hanging, not a timing assertion
+            with pytest.raises(AvatarError, match="left early"):
+                await upload  # returns once the upload has stopped
+        (record,) = emu.state.digime.uploads.values()
+        assert not record.completed and 2 <= len(record.part_sizes) < parts
+        # The task that iterated was not cancelled, and the session still works.
+        again = await video_upload(av_session, tmp_path / "v.mp4", resume=False)
+        assert stored(emu, again.upload_id) == data
+    assert not record.completed and len(record.part_sizes) < parts  # it never went on
+
+
+async def test_an_upload_runs_once(emu: Emulator, tmp_path: Path) -> None:
+    (tmp_path / "v.mp4").write_bytes(os.urandom(3 * KIB))
+    outside = session(emu, tmp_path)
+    with pytest.raises(AvatarError, match="the session is new, not open"):
+        aiter(video_upload(outside, tmp_path / "v.mp4"))
+    async with session(emu, tmp_path) as av_session:
+        upload = video_upload(av_session, tmp_path / "v.mp4")
+        with pytest.raises(AvatarError, match="the upload has not finished"):
+            _ = upload.result
+        first = await upload
+        assert await upload is first  # awaited again: the same outcome, not a second run
+        with pytest.raises(AvatarError, match="an upload runs once: await it"):
+            aiter(upload)
+        failing = video_upload(av_session, tmp_path / "missing.mp4")
+        with pytest.raises(ValidationError, match="does not exist"):
+            async for _ in failing:
+                pass
+        with pytest.raises(AvatarError, match=r"the upload failed: .*does not exist"):
+            _ = failing.result
+        with pytest.raises(ValidationError, match="does not exist"):
+            await failing  # the run's own error, again
+    assert len(emu.state.digime.uploads) == 1
 
 
 def _clip(path: Path, width: int, height: int) -> None:

@@ -14,6 +14,7 @@ from avatarkit._http import retrying
 from avatarkit._poll import Pause, poll
 from avatarkit._redact import protected_logger
 from avatarkit._schema_errors import JSON_DECODE_ERRORS
+from avatarkit._upload_handle import Upload
 from avatarkit.digime._wire import (
     InitTrain,
     TrainingInfo,
@@ -32,7 +33,6 @@ from avatarkit.digime.rules import (
     check_type,
 )
 from avatarkit.digime.upload import (
-    Upload,
     Uploader,
     UploadProgress,
     UploadResult,
@@ -106,7 +106,7 @@ class _Uploads:
         resume: bool,
         on_progress: ProgressCallback | None,
         check: Callable[[Path], None] | None = None,
-    ) -> Upload:
+    ) -> Upload[UploadResult]:
         from avatarkit.digime.journal import Journal, default_journal_dir
         from avatarkit.digime.source import open_source
 
@@ -190,7 +190,7 @@ class DigimeClient(_Uploads):
         check_resolution: bool = True,
         resume: bool = True,
         on_progress: ProgressCallback | None = None,
-    ) -> Upload:
+    ) -> Upload[UploadResult]:
         """Upload a video (mp4/mov) in parts; ``await`` it or iterate its progress.
 
         ``type``: ``"training"`` (1), ``"template"`` (2) or ``"review"`` (3).
@@ -322,7 +322,7 @@ class VoiceCloneClient(_Uploads):
         min_part: int = MIN_PART_SIZE,
         resume: bool = True,
         on_progress: ProgressCallback | None = None,
-    ) -> Upload:
+    ) -> Upload[UploadResult]:
         """Upload a zip/tar archive as is, or a folder of audio files archived on the fly (tar).
 
         ``tts_type``: ``tts_model_v1`` (30-minute clone) or ``tts_model_v2`` (10-minute).

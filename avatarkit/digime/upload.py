@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -55,12 +55,11 @@ from avatarkit.digime.journal import Journal, JournalEntry
 from avatarkit.digime.plan import Part, plan_parts
 from avatarkit.digime.rules import MaterialType
 from avatarkit.digime.source import FileSource, Source
-from avatarkit.errors import AuthenticationError, AvatarError, ServiceError, ValidationError
+from avatarkit.errors import AuthenticationError, ServiceError, ValidationError
 
 __all__ = [
     "CHUNK_BYTES",
     "TOKEN_CREDENTIAL",
-    "Upload",
     "UploadProgress",
     "UploadResult",
     "UploadTarget",
@@ -512,75 +511,3 @@ class Uploader:
     def _report(self, part: int, acked: int) -> None:
         if self.on_progress is not None:
             self.on_progress(UploadProgress(acked, self.source.size, part, len(self.parts)))
-
-
-class Upload:
-    """A started-on-demand upload: ``await`` it for the result, or iterate its progress.
-
-    ::
-
-        result = await av.digime.upload("talk.mp4", ...)
-        # or
-        upload = av.digime.upload("talk.mp4", ...)
-        async for progress in upload:
-            print(f"{progress.fraction:.0%}")
-        result = upload.result
-    """
-
-    def __init__(
-        self,
-        run: Callable[[Callable[[UploadProgress], None]], Awaitable[UploadResult]],
-        task_group: Callable[[], TaskGroup],
-    ) -> None:
-        self._run = run
-        self._task_group = task_group
-        self._started = False
-        self._result: UploadResult | None = None
-        self._error: BaseException | None = None
-        self._latest: UploadProgress | None = None
-        self._changed = anyio.Event()
-        self._finished = anyio.Event()
-
-    @property
-    def result(self) -> UploadResult:
-        if self._result is None:
-            raise AvatarError("the upload has not finished")
-        return self._result
-
-    def _progress(self, progress: UploadProgress) -> None:
-        self._latest = progress
-        self._changed.set()
-
-    def _start(self) -> None:
-        if self._started:
-            raise AvatarError("an upload can be run once")
-        self._started = True
-
-    def __await__(self) -> Generator[Any, None, UploadResult]:
-        self._start()
-        return self._run(self._progress).__await__()
-
-    async def _background(self) -> None:
-        try:
-            self._result = await self._run(self._progress)
-        except Exception as exc:  # re-raised in the iterating task, never in the session's group
-            self._error = exc
-        finally:
-            self._finished.set()
-            self._changed.set()
-
-    async def __aiter__(self) -> AsyncIterator[UploadProgress]:
-        self._start()
-        self._task_group().start_soon(self._background)
-        seen: UploadProgress | None = None
-        while True:
-            await self._changed.wait()
-            self._changed = anyio.Event()
-            latest = self._latest
-            if latest is not None and latest != seen:
-                seen = latest
-                yield latest
-            if self._finished.is_set():
-                break
-        if self._error is not None:
-            raise self._error
