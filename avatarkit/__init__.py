@@ -12,7 +12,11 @@
             video = await stream.finish()
             await video.save("out.mp4")
 
-The local emulator lives in :mod:`avatarkit.emulator` (``emulator`` extra).
+Uploads and training: ``av.digime`` and ``av.voice_clone`` (doc 000) and
+:class:`MetaStudio` (Huawei), with the same verbs (``upload``,
+``start_training``, ``status``, ``wait``, ``run_training``).  Voice
+conversion: ``av.voice``.  The local emulator lives in
+:mod:`avatarkit.emulator` (``emulator`` extra).
 """
 
 from typing import TYPE_CHECKING
@@ -38,6 +42,12 @@ from avatarkit.errors import (
 # AvatarSession needs, not the WebSocket client, SSML, uploads or media.  The
 # type checker sees ordinary imports.
 if TYPE_CHECKING:
+    from avatarkit._upload_handle import Upload
+    from avatarkit.digime._wire import TrainingCallback, TrainingInfo, TrainingState
+    from avatarkit.digime.callbacks import CallbackReceiver
+    from avatarkit.digime.upload import UploadResult
+    from avatarkit.metastudio._wire import CommandResult, CreateJobResponse, Job, JobState
+    from avatarkit.metastudio.client import MetaStudio
     from avatarkit.tta import events
     from avatarkit.tta.config import (
         Logo,
@@ -66,6 +76,17 @@ _LAZY: dict[str, str | tuple[str, str | None]] = {
     "Utterance": ("avatarkit.tta.stream", "Utterance"),
     "ProducedVideo": ("avatarkit.tta.video", "ProducedVideo"),
     "ConvertedAudio": ("avatarkit.voice.client", "ConvertedAudio"),
+    "Upload": "avatarkit._upload_handle",
+    "TrainingCallback": "avatarkit.digime._wire",
+    "TrainingInfo": "avatarkit.digime._wire",
+    "TrainingState": "avatarkit.digime._wire",
+    "CallbackReceiver": "avatarkit.digime.callbacks",
+    "UploadResult": "avatarkit.digime.upload",
+    "CommandResult": "avatarkit.metastudio._wire",
+    "CreateJobResponse": "avatarkit.metastudio._wire",
+    "Job": "avatarkit.metastudio._wire",
+    "JobState": "avatarkit.metastudio._wire",
+    "MetaStudio": "avatarkit.metastudio.client",
 }
 
 
@@ -78,10 +99,16 @@ __all__ = [
     "AuthenticationError",
     "AvatarError",
     "AvatarSession",
+    "CallbackReceiver",
+    "CommandResult",
     "ConnectionLost",
     "ConvertedAudio",
+    "CreateJobResponse",
     "Endpoints",
+    "Job",
+    "JobState",
     "Logo",
+    "MetaStudio",
     "ProducedVideo",
     "ProtocolError",
     "RetryEvent",
@@ -94,9 +121,14 @@ __all__ = [
     "StreamClosed",
     "StreamLimits",
     "TimeoutError",
+    "TrainingCallback",
     "TrainingFailed",
+    "TrainingInfo",
+    "TrainingState",
     "TtaStream",
+    "Upload",
     "UploadProgress",
+    "UploadResult",
     "Utterance",
     "ValidationError",
     "VideoConfig",

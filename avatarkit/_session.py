@@ -146,7 +146,7 @@ class AvatarSession:
         self._sami_token = sami_token or token
         self.endpoints = endpoints or Endpoints()
         self.retry = _policy("retry", retry) or RetryPolicy()
-        self._timeout = _check_timeout(timeout)
+        self._timeout = check_timeout(timeout)
         self._close_timeout = close_timeout
         self._life = _Life(http_client, self._timeout)
         self._view_http: httpx.AsyncClient | None = None  # a with_options view's own client
@@ -269,7 +269,7 @@ class AvatarSession:
         )
         view._view_http = None
         if timeout is not None:
-            view._timeout = _check_timeout(timeout)
+            view._timeout = check_timeout(timeout)
         if retry is not None:
             view.retry = _policy("retry", retry) or self.retry
         if upload_retry is not None:
@@ -418,7 +418,7 @@ def _through(client: httpx.AsyncClient) -> httpx.AsyncBaseTransport:
     return Through()
 
 
-def _check_timeout(value: object) -> float | httpx.Timeout:
+def check_timeout(value: object) -> float | httpx.Timeout:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if not value > 0:
             raise ValidationError("timeout", value, "must be > 0 seconds")

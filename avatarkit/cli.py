@@ -44,6 +44,7 @@ import msgspec
 from avatarkit._retry import RetryEvent, on_retry
 from avatarkit._retry import log as _retry_log
 from avatarkit._session import AvatarSession, Endpoints
+from avatarkit._upload_handle import Upload
 from avatarkit.digime._wire import TrainingInfo
 from avatarkit.digime.upload import UploadProgress, UploadResult
 from avatarkit.errors import (
@@ -303,16 +304,16 @@ class _ProgressBar:
         if not self.enabled:
             return
         if self.first is None:
-            self.first = progress.acked_bytes  # a resumed upload starts part-way
+            self.first = progress.sent_bytes  # a resumed upload starts part-way
         elapsed = max(time.monotonic() - self.started, 1e-6)
-        rate = (progress.acked_bytes - self.first) / elapsed
-        left = progress.total_bytes - progress.acked_bytes
+        rate = (progress.sent_bytes - self.first) / elapsed
+        left = progress.total_bytes - progress.sent_bytes
         eta = f"{int(left / rate) // 60}:{int(left / rate) % 60:02d}" if rate > 0 else "-:--"
         filled = int(30 * progress.fraction)
         mib = 1024 * 1024
         sys.stderr.write(
             f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {progress.fraction:6.1%} "
-            f"{progress.acked_bytes / mib:.1f}/{progress.total_bytes / mib:.1f} MiB "
+            f"{progress.sent_bytes / mib:.1f}/{progress.total_bytes / mib:.1f} MiB "
             f"{rate / mib:.1f} MiB/s ETA {eta} part {progress.part}/{progress.parts} "
         )
         sys.stderr.flush()
@@ -326,7 +327,7 @@ class _ProgressBar:
             self.first = None
 
 
-async def _run_upload(args: argparse.Namespace, upload: Any) -> int:
+async def _run_upload(args: argparse.Namespace, upload: Upload[UploadResult]) -> int:
     bar = _ProgressBar(Path(args.path).name, enabled=not args.json)
     try:
         async for progress in upload:
@@ -408,7 +409,7 @@ async def _cmd_voice_convert(args: argparse.Namespace) -> int:
 
 async def _cmd_train(args: argparse.Namespace) -> int:
     async with _env_session(args) as av:
-        await av.digime.train(args.conf_name, args.callback_url)
+        await av.digime.start_training(args.conf_name, callback_url=args.callback_url)
         if not args.wait:
             _print_result(
                 args,
@@ -425,7 +426,7 @@ async def _cmd_train(args: argparse.Namespace) -> int:
 
 async def _cmd_status(args: argparse.Namespace) -> int:
     async with _env_session(args) as av:
-        info = await av.digime.info(args.conf_name)
+        info = await av.digime.status(args.conf_name)
     _print_result(
         args, _info_dict(info), f"{args.conf_name}: {info.state.name.lower().replace('_', ' ')}"
     )
@@ -450,7 +451,7 @@ async def _cmd_metastudio(args: argparse.Namespace) -> int:
             )
             return EXIT_OK
         if args.metastudio_command == "show":
-            job = await ms.show_job(args.job_id)
+            job = await ms.status(args.job_id)
             _print_result(args, _job_dict(job), f"{job.job_id}  {job.state}  {job.name or ''}")
             return EXIT_OK
         bar = _ProgressBar(Path(args.video).name, enabled=not args.json)
@@ -459,7 +460,7 @@ async def _cmd_metastudio(args: argparse.Namespace) -> int:
             if getattr(args, name):
                 extra[name] = getattr(args, name)
         try:
-            job = await ms.train(
+            job = await ms.run_training(
                 args.name,
                 video=args.video,
                 action_video=args.action_video,

@@ -7,7 +7,7 @@ share one link instead of each getting the per-connection rate).  A file
 (1 GiB by default, random bytes), split into ``--parts`` presigned parts as
 doc 003 has it (``video_multipart_count``), is uploaded by:
 
-  sdk    ``MetaStudio.upload_parts`` — parts PUT concurrently
+  sdk    ``MetaStudio.upload`` — parts PUT concurrently, then confirmed
          (``max_concurrency``, default 8), each streamed from disk
   naive  what a user writes from doc 003: a sequential loop of
          ``requests.put(url, data=f.read(part_size), headers=...)`` over the
@@ -69,7 +69,7 @@ def child_sdk(args: argparse.Namespace, urls: list[str]) -> None:
             sk=opts.metastudio_sk,
             max_concurrency=args.concurrency,
         ) as ms:
-            await ms.upload_parts(args.job_id, urls, args.file)
+            await ms.upload(args.job_id, args.file, urls=urls)  # the PUTs, then one confirm
 
     anyio.run(run)
 

@@ -30,9 +30,15 @@ from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from avatarkit import AvatarError, AvatarSession, ServiceError, TrainingFailed, ValidationError
-from avatarkit.digime._wire import TrainingInfo
-from avatarkit.digime.callbacks import CallbackReceiver
+from avatarkit import (
+    AvatarError,
+    AvatarSession,
+    CallbackReceiver,
+    ServiceError,
+    TrainingFailed,
+    TrainingInfo,
+    ValidationError,
+)
 
 __all__ = ["app", "create_app"]
 
@@ -146,7 +152,7 @@ def create_app(
     ) -> TrainingStarted:
         """Train ``conf_name`` (its training video uploaded before); the callback comes here."""
         url = callback_base(request)
-        await av.digime.train(conf_name, callback_url=receiver.callback_url(url))
+        await av.digime.start_training(conf_name, callback_url=receiver.callback_url(url))
         return TrainingStarted(conf_name=conf_name, callback_url=url)
 
     @app.get("/training/{conf_name}")
@@ -164,12 +170,12 @@ def create_app(
                 info = (
                     failed.info
                     if isinstance(failed.info, TrainingInfo)
-                    else await av.digime.info(conf_name)
+                    else await av.digime.status(conf_name)
                 )
             except TimeoutError:
-                info = await av.digime.info(conf_name)
+                info = await av.digime.status(conf_name)
         else:
-            info = await av.digime.info(conf_name)
+            info = await av.digime.status(conf_name)
         return TrainingState(
             conf_name=info.conf_name,
             state=int(info.state),

@@ -283,15 +283,19 @@ def test_progress_bar_on_a_terminal(monkeypatch) -> None:  # type: ignore[no-unt
     monkeypatch.setattr(sys, "stderr", screen)
     bar = _ProgressBar("talk.mp4", enabled=True)
     mib = 1024 * 1024
-    bar(UploadProgress(0, 40 * mib, 0, 4))
-    bar(UploadProgress(20 * mib, 40 * mib, 2, 4))
+    bar(UploadProgress(sent_bytes=0, acked_bytes=0, total_bytes=40 * mib, part=0, parts=4))
+    bar(
+        UploadProgress(
+            sent_bytes=20 * mib, acked_bytes=20 * mib, total_bytes=40 * mib, part=2, parts=4
+        )
+    )
     bar.close()
     last = screen.getvalue().split("\r")[-1]
     assert "talk.mp4 [###############" in last
     assert "50.0%" in last and "20.0/40.0 MiB" in last and "MiB/s ETA" in last
     assert "part 2/4" in last
     quiet = _ProgressBar("x", enabled=False)  # --json: no bar
-    quiet(UploadProgress(1, 2, 1, 2))
+    quiet(UploadProgress(sent_bytes=1, acked_bytes=1, total_bytes=2, part=1, parts=2))
     assert screen.getvalue().count("\r") == 2
 
 

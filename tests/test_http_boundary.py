@@ -287,9 +287,19 @@ CALLS: dict[str, Callable[[Clients], Awaitable[Any]]] = {
     "voice_clone.upload": lambda c: c.av.voice_clone.upload(
         c.files / "voice.zip", tts_type="tts_model_v2", input_resource="acme", resume=False
     ),
-    "digime.train": lambda c: c.av.digime.train("Liu-Xuan", "http://127.0.0.1:9/callback"),
-    "digime.info": lambda c: c.av.digime.info("Liu-Xuan"),
+    "digime.start_training": lambda c: c.av.digime.start_training(
+        "Liu-Xuan", callback_url="http://127.0.0.1:9/callback"
+    ),
+    "digime.status": lambda c: c.av.digime.status("Liu-Xuan"),
     "digime.wait": lambda c: c.av.digime.wait("Liu-Xuan", poll_interval=0.001),
+    "digime.run_training": lambda c: c.av.digime.run_training(
+        c.files / "talk.mp4",
+        conf_name="Liu-Xuan",
+        role_show_name="刘璇",
+        input_resource="acme",
+        callback_url="http://127.0.0.1:9/callback",
+        check_resolution=False,
+    ),
     "voice.convert": lambda c: c.av.voice.convert(sine_wav(seconds=0.2), speaker=FEMALE),
     "voice.convert (query auth)": lambda c: c.av.voice.convert(
         sine_wav(seconds=0.2), speaker=FEMALE, auth="query"
@@ -298,23 +308,48 @@ CALLS: dict[str, Callable[[Clients], Awaitable[Any]]] = {
     "metastudio.command": lambda c: c.ms.command("job-1", "GET_MULTIPART_UPLOADED"),
     "metastudio.uploaded_parts": lambda c: c.ms.uploaded_parts("job-1"),
     "metastudio.confirm_uploaded": lambda c: c.ms.confirm_uploaded("job-1"),
-    "metastudio.submit": lambda c: c.ms.submit("job-1"),
-    "metastudio.show_job": lambda c: c.ms.show_job("job-1"),
+    "metastudio.start_training": lambda c: c.ms.start_training("job-1"),
+    "metastudio.status": lambda c: c.ms.status("job-1"),
     "metastudio.list_jobs": lambda c: c.ms.list_jobs(state=["JOB_SUCCESS"]),
     "metastudio.delete_job": lambda c: c.ms.delete_job("job-1"),
     "metastudio.wait": lambda c: c.ms.wait("job-1", poll_interval=0.001),
-    "metastudio.upload_parts": lambda c: c.ms.upload_parts(
-        "job-1", [f"{c.base}/put/1?X-Amz-Signature={SIG}"], c.files / "talk.mp4"
+    "metastudio.upload": lambda c: c.ms.upload(
+        "job-1", c.files / "talk.mp4", urls=[f"{c.base}/put/1?X-Amz-Signature={SIG}"]
     ),
     "metastudio.upload_file": lambda c: c.ms.upload_file(
         f"{c.base}/put/cover?X-Amz-Signature={SIG}", c.files / "cover.jpg"
     ),
-    "metastudio.train": lambda c: c.ms.train(
+    "metastudio.run_training": lambda c: c.ms.run_training(
         "角色", video=c.files / "talk.mp4", check_video=False, poll_interval=0.001
     ),
     "ProducedVideo.save": lambda c: c.video().save(c.files / "out.mp4"),
     "ProducedVideo.read": lambda c: c.video().read(),
 }
+
+
+def test_every_public_http_call_is_in_the_table() -> None:
+    """A new public call on an HTTP client joins CALLS, or this fails."""
+    from avatarkit.digime import DigimeClient, VoiceCloneClient
+    from avatarkit.voice import VoiceClient
+
+    clients = {
+        "digime": DigimeClient,
+        "voice_clone": VoiceCloneClient,
+        "voice": VoiceClient,
+        "metastudio": MetaStudio,
+    }
+    missing = []
+    for prefix, cls in clients.items():
+        for name, member in vars(cls).items() | vars(cls.__mro__[1]).items():
+            if name.startswith("_") or not callable(member):
+                continue
+            returns = str(inspect.signature(member).return_annotation)
+            public_call = inspect.iscoroutinefunction(member) or "Upload" in returns
+            if public_call and f"{prefix}.{name}" not in CALLS and name not in ("open", "aclose"):
+                missing.append(f"{prefix}.{name}")
+    assert not missing, missing
+
+
 # Calls that never decode a body: a 200 with garbage is simply a success for them.
 NO_BODY = {"metastudio.delete_job", "metastudio.upload_file", "ProducedVideo.save"}
 NO_BODY |= {"ProducedVideo.read"}
@@ -385,8 +420,8 @@ async def test_presigned_puts_against_hostile_peers(behaviour: str, files: Path)
         async with emu.metastudio(retry=QUICK, upload_retry=QUICK, timeout=STALL_TIMEOUT) as ms:
             job = await ms.create_training_job("角色", video_multipart_count=1)
             with retries() as events, pytest.raises(AvatarError) as info:
-                await ms.upload_parts(
-                    job.job_id, [f"{base}/put/1?X-Amz-Signature={SIG}"], files / "talk.mp4"
+                await ms.upload(
+                    job.job_id, files / "talk.mp4", urls=[f"{base}/put/1?X-Amz-Signature={SIG}"]
                 )
     assert type(info.value) is EXPECTED[behaviour]
     assert_clean(info.value)
@@ -414,7 +449,7 @@ async def test_a_bad_endpoint_is_a_validation_error_naming_the_setting() -> None
     endpoints = Endpoints(digime="ftp://127.0.0.1/digime", sami="ftp://127.0.0.1/invoke")
     async with AvatarSession("app", TOKEN, endpoints=endpoints, retry=QUICK) as av:
         with pytest.raises(ValidationError) as info:
-            await av.digime.info("Liu-Xuan")
+            await av.digime.status("Liu-Xuan")
         assert info.value.field == "endpoints.digime"
         with pytest.raises(ValidationError) as info:
             await av.voice.convert(sine_wav(seconds=0.2), speaker=FEMALE)
@@ -434,7 +469,7 @@ async def test_retries_are_logged_at_warning_and_reported(caplog: pytest.LogCapt
     policy = RetryPolicy(attempts=3, base_delay=0.001, max_delay=0.002, total_timeout=10)
     async with dead_session(retry=policy) as av:
         with retries() as events, pytest.raises(ConnectionLost) as info:
-            await av.digime.info("Liu-Xuan")
+            await av.digime.status("Liu-Xuan")
     assert_clean(info.value)
     assert [(e.what, e.attempt, e.attempts, e.reason) for e in events] == [
         ("POST /digime_training_info", 1, 3, "connection refused"),
@@ -594,8 +629,10 @@ async def test_digime_refuses_a_bad_token(files: Path) -> None:
         ) as av:
             with retries() as events:
                 for call in (
-                    lambda: av.digime.info("Liu-Xuan"),
-                    lambda: av.digime.train("Liu-Xuan", "http://127.0.0.1:9/cb"),
+                    lambda: av.digime.status("Liu-Xuan"),
+                    lambda: av.digime.start_training(
+                        "Liu-Xuan", callback_url="http://127.0.0.1:9/cb"
+                    ),
                     lambda: av.digime.upload(
                         files / "talk.mp4",
                         conf_name="Liu-Xuan",
@@ -663,7 +700,7 @@ async def test_a_spent_presigned_url_is_not_an_authentication_error(files: Path)
     async with Emulator() as emu, emu.metastudio(retry=QUICK, upload_retry=QUICK) as ms:
         job = await ms.create_training_job("角色", video_multipart_count=1)
         url = job.training_video_upload_url[0]
-        await ms.upload_parts(job.job_id, [url], files / "talk.mp4")
+        await ms.upload(job, files / "talk.mp4")
         with pytest.raises(ServiceError) as info:
             await ms.upload_file(url, files / "cover.jpg")  # single-use: spent
     assert info.value.status == 403 and not isinstance(info.value, AuthenticationError)

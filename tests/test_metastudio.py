@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from avatarkit import (
     AuthenticationError,
+    AvatarError,
     RetryPolicy,
     ServiceError,
     TrainingFailed,
@@ -52,7 +54,7 @@ async def test_full_flow_to_job_success(emu: Emulator, training_video: Path, aut
     path = training_video
     seen: list[UploadProgress] = []
     async with client(emu, auth=auth) as ms:
-        job = await ms.train(
+        job = await ms.run_training(
             "测试角色",
             video=path,
             part_bytes=400 * 1024,
@@ -66,10 +68,10 @@ async def test_full_flow_to_job_success(emu: Emulator, training_video: Path, aut
         assert record.video_path.read_bytes() == path.read_bytes()
         listed = await ms.list_jobs(state="JOB_SUCCESS")
         assert job.job_id in [j.job_id for j in listed.jobs]
-        assert (await ms.show_job(job.job_id)).name == "测试角色"
+        assert (await ms.status(job.job_id)).name == "测试角色"
         await ms.delete_job(job.job_id)
         with pytest.raises(ServiceError) as info:
-            await ms.show_job(job.job_id)
+            await ms.status(job.job_id)
     assert info.value.status == 404 and info.value.request_id
     assert str(info.value.code).startswith("MSS.")
     parts = -(-path.stat().st_size // (400 * 1024))
@@ -87,8 +89,7 @@ async def test_parts_go_concurrently_and_complete_out_of_order(tmp_path: Path) -
     async with Emulator(metastudio_step_seconds=0.01, metastudio_hold_parts=(1,)) as emu:
         async with client(emu, max_concurrency=8) as ms:
             job = await ms.create_training_job("并发", video_multipart_count=8)
-            await ms.upload_parts(job.job_id, job.training_video_upload_url, path)
-            await ms.confirm_uploaded(job.job_id)
+            await ms.upload(job, path)  # the parts, then CONFIRM_MULTIPART_UPLOADED
         record = emu.state.metastudio.jobs[job.job_id]
         assert record.video_path.read_bytes() == path.read_bytes()
         order = record.completion_order
@@ -102,7 +103,7 @@ async def test_injected_failures_never_reuse_a_consumed_url(training_video: Path
         metastudio_step_seconds=0.01, failure_rate=0.3, failure_mode="mixed", fault_seed=11
     ) as emu:
         async with client(emu) as ms:
-            job = await ms.train("重试", video=path, part_bytes=200_000, poll_interval=0.01)
+            job = await ms.run_training("重试", video=path, part_bytes=200_000, poll_interval=0.01)
         assert job.succeeded
         assert emu.stats.metastudio_injected_failures > 0
         assert emu.stats.metastudio_put_rejected == 0  # no consumed URL was ever sent again
@@ -117,7 +118,7 @@ async def test_other_files_and_the_action_video(
         files[name] = tmp_path / name
         files[name].write_bytes(os.urandom(20_000))
     async with client(emu) as ms:
-        job = await ms.train(
+        job = await ms.run_training(
             "全部",
             video=training_video,
             action_video=files["action.mp4"],
@@ -138,7 +139,9 @@ async def test_failed_job_raises_training_failed(tmp_path: Path) -> None:
     async with Emulator(metastudio_step_seconds=0.01, metastudio_fail_names=("坏的",)) as emu:
         async with client(emu) as ms:
             with pytest.raises(TrainingFailed) as info:
-                await ms.train("坏的", video=video(tmp_path), check_video=False, poll_interval=0.01)
+                await ms.run_training(
+                    "坏的", video=video(tmp_path), check_video=False, poll_interval=0.01
+                )
     assert info.value.info.state == JobState.AUTO_VERIFY_FAILED
 
 
@@ -150,7 +153,7 @@ async def test_review_failure_says_why(
     path = video(tmp_path, 64 * 1024) if kind == "random" else small_video
     async with client(emu) as ms:
         with pytest.raises(TrainingFailed) as info:
-            await ms.train("审核", video=path, check_video=False, poll_interval=0.01)
+            await ms.run_training("审核", video=path, check_video=False, poll_interval=0.01)
     job = info.value.info
     assert job.state == JobState.AUTO_VERIFY_FAILED
     words = "cannot be read as a video" if kind == "random" else "1280x720"
@@ -213,7 +216,7 @@ def test_client_arguments() -> None:
     assert info.value.field == "app_user_id"
 
     async def train_with_zero_parts() -> None:
-        await MetaStudio("p", region="r", token="tok-abcdefgh").train(
+        await MetaStudio("p", region="r", token="tok-abcdefgh").run_training(
             "x", video="v.mp4", part_bytes=0
         )
 
@@ -265,15 +268,15 @@ async def test_training_video_checks(emu: Emulator, tmp_path: Path) -> None:
     async with client(emu) as ms:
         (tmp_path / "clip.mov").write_bytes(b"x" * 10)
         with pytest.raises(ValidationError, match="mp4"):
-            await ms.train("x", video=tmp_path / "clip.mov")
+            await ms.run_training("x", video=tmp_path / "clip.mov")
         (tmp_path / "junk.mp4").write_bytes(b"not a video")
         with pytest.raises(ValidationError, match="not a readable video"):
-            await ms.train("x", video=tmp_path / "junk.mp4")
+            await ms.run_training("x", video=tmp_path / "junk.mp4")
         with pytest.raises(ValidationError, match="not a readable file"):
-            await ms.train("x", video=tmp_path / "missing.mp4")
+            await ms.run_training("x", video=tmp_path / "missing.mp4")
         (tmp_path / "empty.mp4").write_bytes(b"")
         with pytest.raises(ValidationError, match="empty"):
-            await ms.train("x", video=tmp_path / "empty.mp4", check_video=False)
+            await ms.run_training("x", video=tmp_path / "empty.mp4", check_video=False)
     assert not emu.state.metastudio.jobs
 
 
@@ -285,9 +288,7 @@ async def test_no_secret_in_logs_reprs_or_errors(tmp_path: Path, caplog) -> None
         async with client(emu) as ms:
             job = await ms.create_training_job("秘密", video_multipart_count=3)
             texts += [repr(ms), repr(job)]
-            await ms.upload_parts(
-                job.job_id, job.training_video_upload_url, video(tmp_path, 30_000)
-            )
+            await ms.upload(job, video(tmp_path, 30_000))
             with pytest.raises(ServiceError) as reused:  # a consumed URL is refused
                 await ms.upload_file(job.training_video_upload_url[0], video(tmp_path, 10))
             texts += [str(reused.value), repr(reused.value)]
@@ -306,17 +307,54 @@ async def test_a_cancelled_upload_can_be_run_again(emu: Emulator, tmp_path: Path
     path = video(tmp_path, 400_000)
     async with client(emu, max_concurrency=2) as ms:
         job = await ms.create_training_job("取消", video_multipart_count=8)
-        with anyio.CancelScope() as scope:
-
-            def stop(progress: UploadProgress) -> None:
-                if progress.part == 3:
-                    scope.cancel()
-
-            await ms.upload_parts(job.job_id, job.training_video_upload_url, path, on_progress=stop)
-        assert scope.cancelled_caught
+        upload = ms.upload(job, path)
+        async for progress in upload:
+            if progress.part >= 3:
+                break  # leaving the loop cancels the upload
+        with pytest.raises(AvatarError, match="left early"):
+            _ = upload.result
         done = await ms.uploaded_parts(job.job_id)
         assert 3 <= len(done) < 8
-        await ms.upload_parts(job.job_id, job.training_video_upload_url, path)
-        await ms.confirm_uploaded(job.job_id)
+        # by job id and URLs, as after a restart
+        await ms.upload(job.job_id, path, urls=job.training_video_upload_url)
     assert emu.stats.metastudio_put_rejected == 0
     assert emu.state.metastudio.jobs[job.job_id].video_path.read_bytes() == path.read_bytes()
+
+
+async def test_upload_progress_is_byte_level_and_never_backwards(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    """Concurrent parts, each reported as its bytes go: at least once per MiB in all."""
+    mib = 1024 * 1024
+    path = video(tmp_path, 6 * mib + 11)
+    seen: list[UploadProgress] = []
+    async with client(emu, max_concurrency=3) as ms:
+        job = await ms.create_training_job("进度", video_multipart_count=3)
+        await ms.upload(job, path)._run(seen.append)  # every report (iterating: the latest)
+    sent = [p.sent_bytes for p in seen]
+    assert sent[0] == 0 and sent[-1] == path.stat().st_size
+    assert sent == sorted(sent) and max(b - a for a, b in itertools.pairwise(sent)) <= mib
+    acked = [p.acked_bytes for p in seen]
+    assert acked == sorted(acked) and acked[-1] == sent[-1]
+    assert all(p.acked_bytes <= p.sent_bytes for p in seen)
+    assert seen[-1].part == seen[-1].parts == 3
+    assert emu.state.metastudio.jobs[job.job_id].video_path.read_bytes() == path.read_bytes()
+
+
+async def test_upload_arguments_and_an_unopened_client(emu: Emulator, tmp_path: Path) -> None:
+    async with client(emu) as ms:
+        job = await ms.create_training_job("参数", video_multipart_count=2)
+        with pytest.raises(ValidationError) as info:
+            ms.upload(job.job_id, video(tmp_path))
+        assert info.value.field == "urls"
+        with pytest.raises(ValidationError) as info:
+            ms.upload(job, video(tmp_path), urls=[])
+        assert info.value.field == "urls"
+        with pytest.raises(ValidationError, match="cannot be read"):
+            await ms.upload(job, tmp_path / "missing.mp4")
+        with pytest.raises(ValidationError, match="fewer than the 2 parts"):
+            await ms.upload(job, video(tmp_path, 1))
+    closed = client(emu)
+    with pytest.raises(AvatarError, match="async with MetaStudio"):
+        async for _ in closed.upload(job, video(tmp_path)):
+            pass

@@ -56,7 +56,7 @@ async def test_the_applications_own_httpx_lines_are_left_alone(
     async with Emulator() as emu:
         async with emu.session() as av:
             with pytest.raises(ServiceError):
-                await av.digime.info("Nobody")  # one of the SDK's own requests
+                await av.digime.status("Nobody")  # one of the SDK's own requests
         async with httpx.AsyncClient() as http:  # and one of the application's
             await http.get(f"{emu.endpoints.digime}/mine?token=the-apps-own-value")
         token = emu.token

@@ -451,7 +451,9 @@ async def train_digime(emulator: Emulator, conf_name: str, tmp_path: Path) -> in
         await av_session.digime.upload(
             clip, conf_name=conf_name, role_show_name="测试", input_resource="conformance"
         )
-        await av_session.digime.train(conf_name, callback_url="http://127.0.0.1:9/callback")
+        await av_session.digime.start_training(
+            conf_name, callback_url="http://127.0.0.1:9/callback"
+        )
         try:
             info = await av_session.digime.wait(conf_name, timeout=30, poll_interval=0.02)
         except TrainingFailed as exc:

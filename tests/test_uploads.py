@@ -11,10 +11,12 @@ import contextlib
 import functools
 import io
 import itertools
+import json
 import logging
 import os
 import tarfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -23,9 +25,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from avatarkit import AvatarError, AvatarSession, RetryPolicy, ValidationError
+from avatarkit import (
+    AvatarError,
+    AvatarSession,
+    RetryPolicy,
+    Upload,
+    UploadProgress,
+    UploadResult,
+    ValidationError,
+)
 from avatarkit.digime.plan import plan_parts
-from avatarkit.digime.upload import UploadProgress, UploadResult
 from avatarkit.emulator import Emulator
 from avatarkit.errors import TimeoutError, TrainingFailed
 from tests.audio_helpers import sine_wav
@@ -41,6 +50,15 @@ def session(emu: Emulator, tmp_path: Path, **kwargs: object) -> AvatarSession:
     kwargs.setdefault("upload_retry", FAST)
     kwargs.setdefault("retry", FAST)
     return emu.session(journal_dir=tmp_path / "journal", **kwargs)  # type: ignore[arg-type]
+
+
+async def upload_until(
+    upload: Upload[UploadResult], stop: Callable[[UploadProgress], bool]
+) -> None:
+    """Iterate the upload's progress; leave the loop (cancelling it) once ``stop`` holds."""
+    async for progress in upload:
+        if stop(progress):
+            break
 
 
 def video_upload(av_session: AvatarSession, path: Path, **kwargs: object):  # type: ignore[no-untyped-def]
@@ -199,10 +217,9 @@ async def test_injected_failures_are_recovered(tmp_path: Path) -> None:
         digime_min_part_bytes=MIN_PART, failure_rate=0.2, failure_mode="mixed", fault_seed=7
     ) as emu:
         async with session(emu, tmp_path) as av_session:
-            seen: list[int] = []
-            result = await video_upload(
-                av_session, path, on_progress=lambda p: seen.append(p.acked_bytes)
-            )
+            upload = video_upload(av_session, path)
+            seen = [p.acked_bytes async for p in upload]
+            result = upload.result
         assert emu.stats.digime_injected_failures > 0
         assert stored(emu, result.upload_id) == data
     assert seen == sorted(seen) and seen[-1] == len(data)  # never backwards on a retry
@@ -230,22 +247,22 @@ async def test_killed_upload_resumes_and_resends_at_most_one_part(
     path.write_bytes(data)
     parts = len(plan_parts(len(data), PART, MIN_PART))
     async with session(emu, tmp_path) as av_session:
-        with anyio.CancelScope() as scope:
-
-            def kill_after_12(progress: UploadProgress) -> None:
-                if progress.part == 12:
-                    scope.cancel()
-
-            await video_upload(av_session, path, on_progress=kill_after_12)
-    assert scope.cancelled_caught
+        upload = video_upload(av_session, path)
+        await upload_until(upload, lambda p: p.part >= 12)  # leaving the loop cancels it
+    with pytest.raises(AvatarError, match="progress loop was left early"):
+        _ = upload.result
     first_run = emu.stats.digime_parts_received
-    assert 12 <= first_run <= 13
-    assert list((tmp_path / "journal").glob("*.json"))  # the journal survived the kill
+    journals = list((tmp_path / "journal").glob("*.json"))
+    assert len(journals) == 1  # the journal survived the kill
+    done = json.loads(journals[0].read_bytes())["parts_done"]
+    seen = upload.progress.part if upload.progress else 0
+    # the journal is written before progress is reported; at most the part in flight is lost
+    assert 12 <= seen <= done <= first_run <= done + 1
     async with session(emu, tmp_path) as av_session:  # a new session, as after a restart
         result = await video_upload(av_session, path)
     assert result.resumed and result.parts == parts
-    assert result.parts_sent == parts - 12
-    assert emu.stats.digime_parts_received - first_run == parts - 12
+    assert result.parts_sent == parts - done
+    assert emu.stats.digime_parts_received - first_run == parts - done
     assert emu.stats.digime_parts_received <= parts + 1  # at most one part sent twice
     assert stored(emu, result.upload_id) == data
 
@@ -255,10 +272,7 @@ async def test_changed_file_starts_a_new_upload(emu: Emulator, tmp_path: Path, c
     path = tmp_path / "talk.mp4"
     path.write_bytes(os.urandom(10 * PART))
     async with session(emu, tmp_path) as av_session:
-        with anyio.CancelScope() as scope:
-            await video_upload(
-                av_session, path, on_progress=lambda p: scope.cancel() if p.part == 3 else None
-            )
+        await upload_until(video_upload(av_session, path), lambda p: p.part >= 3)
     new_data = os.urandom(10 * PART)
     path.write_bytes(new_data)
     async with session(emu, tmp_path) as av_session:
@@ -276,10 +290,7 @@ async def test_a_journal_the_service_rejects_starts_over(
     path = tmp_path / "talk.mp4"
     path.write_bytes(data)
     async with session(emu, tmp_path) as av_session:
-        with anyio.CancelScope() as scope:
-            await video_upload(
-                av_session, path, on_progress=lambda p: scope.cancel() if p.part == 3 else None
-            )
+        await upload_until(video_upload(av_session, path), lambda p: p.part >= 3)
     emu.state.digime.uploads.clear()  # the service forgot the upload (expired, restarted…)
     async with session(emu, tmp_path) as av_session:
         result = await video_upload(av_session, path)
@@ -322,9 +333,29 @@ async def test_progress_iterator(emu: Emulator, tmp_path: Path) -> None:
         seen = [p async for p in upload]
     assert seen[-1].acked_bytes == len(data) and seen[-1].fraction == 1.0
     assert seen[-1].part == seen[-1].parts == len(plan_parts(len(data), PART, MIN_PART))
-    assert all(a.acked_bytes < b.acked_bytes for a, b in itertools.pairwise(seen))
+    assert all(a != b for a, b in itertools.pairwise(seen))  # each one news
+    assert all(p.acked_bytes <= p.sent_bytes <= p.total_bytes for p in seen)
+    for a, b in itertools.pairwise(seen):  # neither count goes backwards
+        assert a.sent_bytes <= b.sent_bytes and a.acked_bytes <= b.acked_bytes
     assert stored(emu, upload.result.upload_id) == data
     assert await upload is upload.result  # awaiting it after the loop: that run's outcome
+
+
+async def test_progress_comes_at_least_once_per_mib(emu: Emulator, tmp_path: Path) -> None:
+    """Within a 10 MiB part too: byte-level progress, not one step per part."""
+    mib = 1024 * 1024
+    data = os.urandom(23 * mib + 5)
+    (tmp_path / "v.mp4").write_bytes(data)
+    seen: list[UploadProgress] = []
+    async with session(emu, tmp_path) as av_session:
+        upload = video_upload(av_session, tmp_path / "v.mp4", part_size=10 * mib)
+        # the run itself, with every report kept (iterating gives only the latest)
+        result = await upload._run(seen.append)
+    assert result.parts == 3 and stored(emu, result.upload_id) == data
+    sent = [0, *(p.sent_bytes for p in seen)]
+    assert max(b - a for a, b in itertools.pairwise(sent)) <= mib
+    assert sent == sorted(sent) and sent[-1] == len(data)
+    assert [p.part for p in seen if p.acked_bytes == p.sent_bytes][-1] == 3
 
 
 @pytest.mark.parametrize("leave", ["break", "raise"])
@@ -524,7 +555,7 @@ async def _trained(emu: Emulator, tmp_path: Path, conf_name: str) -> AvatarSessi
 async def test_train_and_wait_success(emu: Emulator, tmp_path: Path) -> None:
     av_session = await _trained(emu, tmp_path, "Good-1")
     try:
-        await av_session.digime.train("Good-1", callback_url="http://127.0.0.1:9/cb")
+        await av_session.digime.start_training("Good-1", callback_url="http://127.0.0.1:9/cb")
         info = await av_session.digime.wait("Good-1", timeout=20, poll_interval=0.01)
         assert info.state == 2 and info.role_pic.startswith("http")
     finally:
@@ -539,7 +570,7 @@ async def test_train_and_wait_failure(tmp_path: Path) -> None:
     ) as emu:
         av_session = await _trained(emu, tmp_path, "Bad-1")
         try:
-            await av_session.digime.train("Bad-1", callback_url="http://127.0.0.1:9/cb")
+            await av_session.digime.start_training("Bad-1", callback_url="http://127.0.0.1:9/cb")
             with pytest.raises(TrainingFailed) as info:
                 await av_session.digime.wait("Bad-1", timeout=20, poll_interval=0.01)
             assert info.value.info.state == 3
@@ -551,13 +582,13 @@ async def test_wait_times_out(tmp_path: Path) -> None:
     async with Emulator(digime_min_part_bytes=MIN_PART, digime_training_seconds=3600) as emu:
         av_session = await _trained(emu, tmp_path, "Slow-1")
         try:
-            await av_session.digime.train("Slow-1", callback_url="http://127.0.0.1:9/cb")
+            await av_session.digime.start_training("Slow-1", callback_url="http://127.0.0.1:9/cb")
             with pytest.raises(
                 TimeoutError,
                 match=r"training of .Slow-1. not finished after 0\.2 s \(last state: IN_PROGRESS\)",
             ):
                 await av_session.digime.wait("Slow-1", timeout=0.2, poll_interval=0.01)
-            assert (await av_session.digime.info("Slow-1")).state == 1
+            assert (await av_session.digime.status("Slow-1")).state == 1
         finally:
             await av_session.__aexit__(None, None, None)
 
@@ -567,12 +598,12 @@ async def test_train_and_status_errors(emu: Emulator, tmp_path: Path) -> None:
 
     async with session(emu, tmp_path) as av_session:
         with pytest.raises(ValidationError) as info:
-            await av_session.digime.train("Liu-Xuan", callback_url="ftp://x")
+            await av_session.digime.start_training("Liu-Xuan", callback_url="ftp://x")
         assert info.value.field == "callback_url"
         with pytest.raises(ValidationError):
-            await av_session.digime.info("bad name")
+            await av_session.digime.status("bad name")
         with pytest.raises(ServiceError) as service:
-            await av_session.digime.info("Never-Uploaded")
+            await av_session.digime.status("Never-Uploaded")
         assert service.value.status == 404
 
 
@@ -618,7 +649,7 @@ async def test_wait_wakes_on_the_training_callback(tmp_path: Path) -> None:
         try:
             # a Mount answers 307 without the trailing slash, and senders don't follow it
             url = receiver.callback_url(f"{base}/avatarkit/callback/")
-            await av_session.digime.train("Fast-1", callback_url=url)
+            await av_session.digime.start_training("Fast-1", callback_url=url)
             with anyio.fail_after(30):  # a guard against hanging, not a timing assertion
                 info = await av_session.digime.wait("Fast-1", poll_interval=3600, receiver=receiver)
         finally:

@@ -59,8 +59,6 @@ VIDEO_RESOLUTIONS: Final = frozenset(
 _encoder: Final = msgspec.json.Encoder()
 _info_decoder: Final = msgspec.json.Decoder(TrainingInfo)
 
-ProgressCallback = Callable[[UploadProgress], None]
-
 
 def probe_resolution(path: Path) -> tuple[int, int] | None:
     """The video's (width, height), or None when PyAV is not installed."""
@@ -104,7 +102,6 @@ class _Uploads:
         part_size: int,
         min_part: int,
         resume: bool,
-        on_progress: ProgressCallback | None,
         check: Callable[[Path], None] | None = None,
     ) -> Upload[UploadResult]:
         from avatarkit.digime.journal import Journal, default_journal_dir
@@ -137,11 +134,6 @@ class _Uploads:
                     )
                     journal = Journal(session.journal_dir or default_journal_dir(), key)
 
-                def progress(p: UploadProgress) -> None:
-                    report(p)
-                    if on_progress is not None:
-                        on_progress(p)
-
                 uploader = Uploader(
                     http=session.http,
                     base_url=session.endpoints.digime,
@@ -152,7 +144,7 @@ class _Uploads:
                     min_part=min_part,
                     policy=session.upload_retry,
                     journal=journal,
-                    on_progress=progress,
+                    on_progress=report,
                 )
                 async with session.upload_slots:
                     return await uploader.run()
@@ -175,7 +167,12 @@ class _Uploads:
 
 
 class DigimeClient(_Uploads):
-    """Digital-avatar training material, training and its status (SPEC §1)."""
+    """``session.digime``: digital-avatar training material, training and its status (SPEC §1).
+
+    The same four verbs as :class:`~avatarkit.MetaStudio`: :meth:`upload`,
+    :meth:`start_training`, :meth:`status`, :meth:`wait`, and
+    :meth:`run_training` for all of them in one call.
+    """
 
     def upload(
         self,
@@ -189,13 +186,34 @@ class DigimeClient(_Uploads):
         min_part: int = MIN_PART_SIZE,
         check_resolution: bool = True,
         resume: bool = True,
-        on_progress: ProgressCallback | None = None,
     ) -> Upload[UploadResult]:
-        """Upload a video (mp4/mov) in parts; ``await`` it or iterate its progress.
+        """Upload a video (mp4/mov) in parts; ``await`` it, or iterate its progress.
 
         ``type``: ``"training"`` (1), ``"template"`` (2) or ``"review"`` (3).
-        Training videos must be 1080p or 4K (checked with PyAV when installed).
-        An interrupted upload of the same file to the same target resumes.
+        Training videos must be 1080p or 4K (checked with PyAV when installed;
+        ``check_resolution=False`` skips it).  Parts are ``part_size`` bytes
+        (10 MiB), a last one under ``min_part`` merged into the one before.
+        With ``resume``, an interrupted upload of the same file to the same
+        target goes on where it stopped.
+
+        Returns:
+            The handle: ``await`` it for the :class:`UploadResult`, or
+            ``async for progress in upload`` (at least once per MiB sent).
+
+        Raises:
+            ValidationError: an argument or the file breaks a rule; raised by
+                this call, before anything is sent (checks that read the file
+                are raised by the upload, still before any byte is sent).
+            ServiceError: the service refused a step (errno and errMsg).
+            AuthenticationError: the token was refused.
+            ConnectionLost: the service stayed unreachable through the
+                session's ``upload_retry`` policy.
+            TimeoutError: a step got no answer within the session's timeout.
+
+        Cancellation:
+            Cancelling the awaiting task, or leaving the progress loop early,
+            stops the upload at once.  The acknowledged parts are kept in the
+            resume journal: uploading the same file again goes on from there.
         """
         material = check_type(type)
         if material is MaterialType.AUDIO:
@@ -227,12 +245,27 @@ class DigimeClient(_Uploads):
             part_size=part_size,
             min_part=min_part,
             resume=resume,
-            on_progress=on_progress,
             check=check,
         )
 
-    async def train(self, conf_name: str, callback_url: str) -> None:
-        """Start training ``conf_name`` on its uploaded training video."""
+    async def start_training(self, conf_name: str, *, callback_url: str) -> None:
+        """Start training ``conf_name`` on its uploaded training video (``/init_train_digime``).
+
+        The service POSTs the outcome to ``callback_url`` (a
+        :class:`CallbackReceiver` can take it) and :meth:`status` reports it.
+
+        Raises:
+            ValidationError: ``conf_name`` breaks its rule, or ``callback_url``
+                is not an http(s) URL; nothing is sent.
+            ServiceError: the service refused (its errno and errMsg).
+            AuthenticationError: the token was refused.
+            ConnectionLost: the service could not be reached (after retries).
+            TimeoutError: no answer within the session's timeout.
+
+        Cancellation:
+            The request is abandoned; the service may or may not have started
+            training, so ask :meth:`status` before starting again.
+        """
         check_conf_name(conf_name)
         if not isinstance(callback_url, str) or not callback_url.startswith(
             ("http://", "https://")
@@ -245,8 +278,23 @@ class DigimeClient(_Uploads):
             InitTrain(appid=self._session.appid, conf_name=conf_name, callback_url=callback_url),
         )
 
-    async def info(self, conf_name: str) -> TrainingInfo:
-        """The training state of ``conf_name`` (1 in progress, 2 success, 3 failure)."""
+    async def status(self, conf_name: str) -> TrainingInfo:
+        """The training state of ``conf_name`` (``/digime_training_info``).
+
+        Returns:
+            Its state (in progress, success, failure) and, once trained, its pictures.
+
+        Raises:
+            ValidationError: ``conf_name`` breaks its rule.
+            ServiceError: the service refused (an unknown ``conf_name``, say).
+            AuthenticationError: the token was refused.
+            ProtocolError: the answer is not the documented shape.
+            ConnectionLost: the service could not be reached (after retries).
+            TimeoutError: no answer within the session's timeout.
+
+        Cancellation:
+            Safe: a read; nothing is left running.
+        """
         check_conf_name(conf_name)
         data = await self._call(
             "digime_training_info",
@@ -268,11 +316,21 @@ class DigimeClient(_Uploads):
         max_poll_interval: float = 60.0,
         receiver: CallbackReceiver | None = None,
     ) -> TrainingInfo:
-        """Wait for training to end: returns on success, raises TrainingFailed on failure.
+        """Wait for the training of ``conf_name`` to end, and return its final status.
 
-        Polls ``info()`` with a growing interval; with a ``receiver`` (the
-        callback receiver mounted at the ``callback_url``) it wakes as soon as
-        the service's callback arrives.  Raises TimeoutError after ``timeout``.
+        Polls :meth:`status`, first after ``poll_interval`` seconds, then 1.5
+        times longer each time up to ``max_poll_interval``.  With a
+        ``receiver`` (the :class:`CallbackReceiver` mounted at the training's
+        ``callback_url``) it wakes as soon as the service's callback arrives.
+
+        Raises:
+            TrainingFailed: the training ended in failure (its status attached).
+            TimeoutError: not done after ``timeout`` seconds (None: no limit).
+            ValidationError: a bad ``conf_name`` or interval.
+            ServiceError: a status call was refused.
+
+        Cancellation:
+            Safe: polling stops; the training goes on at the service.
         """
         check_conf_name(conf_name)
 
@@ -282,7 +340,7 @@ class DigimeClient(_Uploads):
             return info.state is TrainingState.SUCCESS
 
         return await poll(
-            lambda: self.info(conf_name),
+            lambda: self.status(conf_name),
             done,
             what=f"training of {conf_name!r}",
             state=lambda info: info.state.name,
@@ -291,6 +349,53 @@ class DigimeClient(_Uploads):
             max_poll_interval=max_poll_interval,
             pause=anyio.sleep if receiver is None else _woken_by(receiver, conf_name),
         )
+
+    async def run_training(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        conf_name: str,
+        role_show_name: str,
+        input_resource: str,
+        callback_url: str,
+        receiver: CallbackReceiver | None = None,
+        timeout: float | None = None,
+        check_resolution: bool = True,
+        on_progress: Callable[[UploadProgress], None] | None = None,
+    ) -> TrainingInfo:
+        """The whole flow: :meth:`upload` the training video, :meth:`start_training`, :meth:`wait`.
+
+        Arguments are those of the three calls; ``timeout`` bounds the wait for
+        training only (the upload is bounded by the session's retry policy);
+        ``on_progress`` is given the upload's progress.
+
+        Returns:
+            The final status, once training succeeded.
+
+        Raises:
+            ValidationError: a bad argument or video, before any byte is sent.
+            TrainingFailed: the training ended in failure.
+            TimeoutError: the training was not done after ``timeout`` seconds.
+            ServiceError: the service refused a step.
+
+        Cancellation:
+            Stops where it is.  An interrupted upload resumes on the next call
+            for the same file; a started training goes on at the service.
+        """
+        upload = self.upload(
+            path,
+            conf_name=conf_name,
+            role_show_name=role_show_name,
+            input_resource=input_resource,
+            check_resolution=check_resolution,
+        )
+        if on_progress is None:
+            await upload
+        else:
+            async for progress in upload:
+                on_progress(progress)
+        await self.start_training(conf_name, callback_url=callback_url)
+        return await self.wait(conf_name, timeout=timeout, receiver=receiver)
 
 
 def _woken_by(receiver: CallbackReceiver, conf_name: str) -> Pause:
@@ -309,7 +414,7 @@ def _woken_by(receiver: CallbackReceiver, conf_name: str) -> Pause:
 
 
 class VoiceCloneClient(_Uploads):
-    """Voice-clone audio material (SPEC §1.1, type 11)."""
+    """``session.voice_clone``: voice-clone audio material (SPEC §1.1, type 11)."""
 
     def upload(
         self,
@@ -321,11 +426,31 @@ class VoiceCloneClient(_Uploads):
         part_size: int = DEFAULT_PART_SIZE,
         min_part: int = MIN_PART_SIZE,
         resume: bool = True,
-        on_progress: ProgressCallback | None = None,
     ) -> Upload[UploadResult]:
         """Upload a zip/tar archive as is, or a folder of audio files archived on the fly (tar).
 
-        ``tts_type``: ``tts_model_v1`` (30-minute clone) or ``tts_model_v2`` (10-minute).
+        ``tts_type``: ``tts_model_v1`` (30-minute clone) or ``tts_model_v2``
+        (10-minute).  The service trains the voice from the uploaded archive:
+        the document has no separate training call for it.
+
+        Returns:
+            The handle: ``await`` it for the :class:`UploadResult`, or
+            ``async for progress in upload`` (at least once per MiB sent).
+
+        Raises:
+            ValidationError: an argument or the file breaks a rule; raised by
+                this call, before anything is sent (checks that read the file
+                are raised by the upload, still before any byte is sent).
+            ServiceError: the service refused a step (errno and errMsg).
+            AuthenticationError: the token was refused.
+            ConnectionLost: the service stayed unreachable through the
+                session's ``upload_retry`` policy.
+            TimeoutError: a step got no answer within the session's timeout.
+
+        Cancellation:
+            Cancelling the awaiting task, or leaving the progress loop early,
+            stops the upload at once.  The acknowledged parts are kept in the
+            resume journal: uploading the same file again goes on from there.
         """
         check_tts_type(tts_type)
         check_input_resource(input_resource)
@@ -352,5 +477,4 @@ class VoiceCloneClient(_Uploads):
             part_size=part_size,
             min_part=min_part,
             resume=resume,
-            on_progress=on_progress,
         )

@@ -314,6 +314,9 @@ class Uploader:
         self.policy = policy
         self.journal = journal
         self.on_progress = on_progress
+        self._acked = 0  # bytes of the parts acknowledged
+        self._sent = 0  # high-water mark of bytes handed to httpx: a retry never lowers it
+        self._part = 0
 
     async def _post(
         self,
@@ -372,15 +375,22 @@ class Uploader:
 
         async def body() -> AsyncIterator[bytes]:
             yield prefix
-            for i, key in enumerate(chunks):
-                data = await ahead.get(key)
+            sent = self._acked  # this attempt's count, from the part's start
+            for i, (offset, size) in enumerate(chunks):
+                data = await ahead.get((offset, size))
                 if i + 1 < len(chunks):
                     ahead.prefetch(chunks[i + 1])
                 elif following is not None:  # the next part's first chunk, during our response
                     ahead.prefetch(_chunks(following)[0])
                 data.reverse()
+                end = offset + size
                 while data:  # each piece is dropped once written
                     yield data.pop()
+                    # httpx asks for the next piece once it wrote this one: count it
+                    sent = min(sent + PIECE_BYTES, end)
+                    if sent > self._sent:
+                        self._sent = sent
+                        self._report()
             yield b'"}'
 
         what = f"POST /video_part_upload part {part.number}/{len(self.parts)}"
@@ -477,22 +487,27 @@ class Uploader:
             await anyio.to_thread.run_sync(
                 self.journal.save, self._entry(upload_id, 0, fingerprint)
             )
-        self._report(0, 0)
+        self._acked = self._sent = self._part = 0  # a refused resume starts over
+        self._report()
         return await self._parts(ahead, upload_id, 0, fingerprint, resumed=False)
 
     async def _parts(
         self, ahead: _ReadAhead, upload_id: str, done: int, fingerprint: str, *, resumed: bool
     ) -> UploadResult:
-        acked = sum(p.length for p in self.parts[:done])
+        self._acked = self._sent = sum(p.length for p in self.parts[:done])
+        self._part = done
+        if resumed:
+            self._report()
         sent = 0
         for part in self.parts[done:]:
             await self._send_part(upload_id, part, ahead)
             sent += 1
-            acked += part.length
+            self._acked = self._sent = part.offset + part.length
+            self._part = part.number
             if self.journal is not None:
                 entry = self._entry(upload_id, part.number, fingerprint)
                 await anyio.to_thread.run_sync(self.journal.save, entry)
-            self._report(part.number, acked)
+            self._report()
         await self._complete(upload_id)
         if self.journal is not None:
             self.journal.remove()
@@ -508,6 +523,14 @@ class Uploader:
             file_suffix=t.file_suffix,
         )
 
-    def _report(self, part: int, acked: int) -> None:
+    def _report(self) -> None:
         if self.on_progress is not None:
-            self.on_progress(UploadProgress(acked, self.source.size, part, len(self.parts)))
+            self.on_progress(
+                UploadProgress(
+                    sent_bytes=self._sent,
+                    acked_bytes=self._acked,
+                    total_bytes=self.source.size,
+                    part=self._part,
+                    parts=len(self.parts),
+                )
+            )

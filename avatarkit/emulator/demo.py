@@ -85,15 +85,18 @@ async def run_demo(
             started = time.monotonic()
             clip = out_dir / "demo-training.mp4"
             await anyio.to_thread.run_sync(_training_clip, clip)
-            upload = await av.digime.upload(
+            handle = av.digime.upload(
                 clip,
                 conf_name="Demo-Avatar",
                 role_show_name="演示",
                 input_resource="avatarkit-demo",
-                on_progress=on_upload,
             )
+            async for progress in handle:
+                if on_upload is not None:
+                    on_upload(progress)
+            upload = handle.result
             # the service POSTs the result to our callback receiver; wait() wakes on it
-            await av.digime.train("Demo-Avatar", callback_url=f"{callbacks}/")
+            await av.digime.start_training("Demo-Avatar", callback_url=f"{callbacks}/")
             info = await av.digime.wait("Demo-Avatar", timeout=60, receiver=receiver)
             step(
                 "upload + training",
@@ -163,7 +166,9 @@ async def run_demo(
         # 5. Huawei MetaStudio
         started = time.monotonic()
         async with emu.metastudio() as ms:
-            job = await ms.train("演示角色", video=clip, poll_interval=0.05, part_bytes=256 * 1024)
+            job = await ms.run_training(
+                "演示角色", video=clip, poll_interval=0.05, part_bytes=256 * 1024
+            )
         step("metastudio job", started, job_id=job.job_id[:8], state=job.state)
 
     files = sorted([str(p) async for p in anyio.Path(out_dir).iterdir() if await p.is_file()])

@@ -6,13 +6,30 @@ from avatarkit._lazy import lazy_exports
 
 # Names load on first use (PEP 562); the type checker sees ordinary imports.
 if TYPE_CHECKING:
-    from avatarkit.metastudio._wire import CommandResult, CreateJobResponse, Job, JobList, JobState
-    from avatarkit.metastudio.client import MetaStudio, PresignedUpload
+    from avatarkit.metastudio._wire import (
+        CommandResult,
+        CommentData,
+        CreateJobResponse,
+        Job,
+        JobList,
+        JobState,
+        VoiceProperties,
+    )
+    from avatarkit.metastudio.client import (
+        CreateJobFields,
+        MetaStudio,
+        MetaStudioOptions,
+        PresignedUpload,
+    )
     from avatarkit.metastudio.signer import sign
 
 #: Lazily loaded name -> the module that defines it.
 _LAZY: dict[str, str | tuple[str, str | None]] = {
     "CommandResult": "avatarkit.metastudio._wire",
+    "CommentData": "avatarkit.metastudio._wire",
+    "VoiceProperties": "avatarkit.metastudio._wire",
+    "CreateJobFields": "avatarkit.metastudio.client",
+    "MetaStudioOptions": "avatarkit.metastudio.client",
     "CreateJobResponse": "avatarkit.metastudio._wire",
     "Job": "avatarkit.metastudio._wire",
     "JobList": "avatarkit.metastudio._wire",
@@ -24,12 +41,16 @@ _LAZY: dict[str, str | tuple[str, str | None]] = {
 
 __all__ = [
     "CommandResult",
+    "CommentData",
+    "CreateJobFields",
     "CreateJobResponse",
     "Job",
     "JobList",
     "JobState",
     "MetaStudio",
+    "MetaStudioOptions",
     "PresignedUpload",
+    "VoiceProperties",
     "sign",
 ]
 

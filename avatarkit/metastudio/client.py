@@ -1,8 +1,10 @@
 """MetaStudio: Huawei Cloud 2D-avatar training jobs (SPEC §4, §4.1).
 
-``async with MetaStudio.from_env() as ms:`` then ``await ms.train("name", video="talk.mp4")``
+``async with MetaStudio.from_env() as ms:`` then ``await ms.run_training("name", video="talk.mp4")``
 does the whole flow: create the job, PUT the video's parts to their presigned
-URLs concurrently, confirm, submit for verification and wait for the result.
+URLs concurrently, confirm, start training (submit for review) and wait for the result.
+The steps are the same verbs as digime's: ``upload``, ``start_training``,
+``status``, ``wait``.
 """
 
 from __future__ import annotations
@@ -11,21 +13,25 @@ import functools
 import math
 import os
 import types
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final, Self
+from typing import Any, Final, Self, TypedDict, Unpack
 from urllib.parse import quote, urlencode
 
 import anyio
 import httpx
 import msgspec
+from anyio.abc import TaskGroup
 
+from avatarkit._host import TaskHost
 from avatarkit._http import failure_of, http_errors, is_transient, retrying
 from avatarkit._poll import poll
 from avatarkit._progress import UploadProgress
 from avatarkit._redact import protected_logger, redact_url, register_secret
 from avatarkit._retry import RetryPolicy
 from avatarkit._schema_errors import JSON_DECODE_ERRORS
+from avatarkit._session import check_timeout
+from avatarkit._upload_handle import Report, Upload
 from avatarkit.errors import (
     AuthenticationError,
     AvatarError,
@@ -51,7 +57,7 @@ from avatarkit.metastudio._wire import (
 )
 from avatarkit.metastudio.signer import sign
 
-__all__ = ["MetaStudio", "PresignedUpload"]
+__all__ = ["CreateJobFields", "MetaStudio", "MetaStudioOptions", "PresignedUpload"]
 
 log = protected_logger(__name__)
 
@@ -151,12 +157,19 @@ class PresignedUpload:
             raise ValidationError("path", str(self.path), "changed size while uploading")
         return data
 
-    async def body(self) -> AsyncIterator[bytes]:
+    async def body(self, sent: Callable[[int], None] | None = None) -> AsyncIterator[bytes]:
         """The byte range, ``pread`` in :data:`READ_BYTES` pieces from a worker thread.
 
         Only one piece is in memory at a time, never the part: each ``bytes`` is
         what httpx writes as it is (h11 passes a lone ``bytes`` through), and the
-        length is known up front (``Content-Length``).
+        length is known up front (``Content-Length``).  ``sent`` is told the
+        bytes written so far, each time httpx asks for the next piece.
+
+        Raises:
+            ValidationError: the file cannot be read, or changed size.
+
+        Cancellation:
+            Safe: the file is closed.
         """
         try:
             fd = await anyio.to_thread.run_sync(os.open, self.path, os.O_RDONLY)
@@ -167,11 +180,46 @@ class PresignedUpload:
         try:
             end = self.offset + self.length
             for start in range(self.offset, end, READ_BYTES):
-                yield await anyio.to_thread.run_sync(
-                    self._read, fd, start, min(READ_BYTES, end - start)
-                )
+                size = min(READ_BYTES, end - start)
+                yield await anyio.to_thread.run_sync(self._read, fd, start, size)
+                if sent is not None:  # httpx asks for the next piece once it wrote this one
+                    sent(start + size - self.offset)
         finally:
             os.close(fd)
+
+
+class MetaStudioOptions(TypedDict, total=False):
+    """:class:`MetaStudio`'s keywords besides ``project_id`` (for :meth:`MetaStudio.from_env`)."""
+
+    endpoint: str
+    region: str
+    ak: str
+    sk: str
+    token: str
+    app_user_id: str
+    retry: RetryPolicy
+    upload_retry: RetryPolicy
+    max_concurrency: int
+    timeout: float | httpx.Timeout
+    http_client: httpx.AsyncClient
+
+
+class CreateJobFields(TypedDict, total=False):
+    """The optional fields of a training job (:meth:`MetaStudio.create_training_job`)."""
+
+    contact: str
+    command_message: str
+    video_multipart_count: int
+    action_video_multipart_count: int
+    is_background_replacement: bool
+    batch_name: str
+    tags: list[str]
+    model_version: str
+    is_flexus: bool
+    is_only_human_model: bool
+    audio_source_type: str
+    voice_properties: VoiceProperties | Mapping[str, str]
+    supported_service: list[str]
 
 
 class MetaStudio:
@@ -180,7 +228,17 @@ class MetaStudio:
     ::
 
         async with MetaStudio(project_id="…", region="cn-north-4", ak="…", sk="…") as ms:
-            job = await ms.train("测试角色", video="talk.mp4")
+            job = await ms.run_training("测试角色", video="talk.mp4")
+
+    Give ``endpoint`` or ``region``, and ``ak`` with ``sk`` or ``token``.
+    ``max_concurrency`` bounds the parts PUT at once; ``timeout`` (seconds, or
+    an ``httpx.Timeout``) bounds each request; ``retry`` applies to API calls,
+    ``upload_retry`` to each part's PUT.  Calls need the client open: ``async
+    with``, or ``await ms.open()`` and later ``await ms.aclose()`` (from any task).
+
+    Raises:
+        ValidationError: a missing or malformed argument (the field is named;
+            secrets never shown).
     """
 
     def __init__(
@@ -196,7 +254,7 @@ class MetaStudio:
         retry: RetryPolicy | None = None,
         upload_retry: RetryPolicy | None = None,
         max_concurrency: int = 8,
-        timeout: float = 60.0,
+        timeout: float | httpx.Timeout = 60.0,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
         if not isinstance(project_id, str) or not project_id:
@@ -213,8 +271,12 @@ class MetaStudio:
             raise ValidationError("credentials", "***", "give ak/sk or token, not both")
         if app_user_id is not None and any("\u4e00" <= ch <= "\u9fff" for ch in app_user_id):
             raise ValidationError("app_user_id", app_user_id, "must not contain Chinese characters")
-        if max_concurrency < 1:
-            raise ValidationError("max_concurrency", max_concurrency, "must be >= 1")
+        if (
+            isinstance(max_concurrency, bool)
+            or not isinstance(max_concurrency, int)
+            or max_concurrency < 1
+        ):
+            raise ValidationError("max_concurrency", max_concurrency, "must be an integer >= 1")
         for secret in (ak, sk, token):
             register_secret(secret)
         self.project_id = project_id
@@ -226,40 +288,50 @@ class MetaStudio:
             attempts=6, base_delay=0.5, max_delay=10.0, total_timeout=900.0
         )
         self.max_concurrency = max_concurrency
-        self._timeout = timeout
+        self._timeout = check_timeout(timeout)
         self._http = http_client
         self._own_http = http_client is None
+        self._host: TaskHost | None = None
         self._prefix = API_PREFIX.format(project_id=quote(project_id, safe=""))
 
     @classmethod
-    def from_env(cls, **kwargs: Any) -> MetaStudio:
-        """From ``CLOUD_SDK_AK``/``CLOUD_SDK_SK`` (or ``METASTUDIO_TOKEN``),
-        ``METASTUDIO_PROJECT_ID`` and ``METASTUDIO_ENDPOINT`` or ``METASTUDIO_REGION``."""
+    def from_env(
+        cls, *, project_id: str | None = None, **options: Unpack[MetaStudioOptions]
+    ) -> MetaStudio:
+        """A client configured from the environment; keywords given here win.
+
+        ``CLOUD_SDK_AK`` and ``CLOUD_SDK_SK`` (or ``METASTUDIO_TOKEN``),
+        ``METASTUDIO_PROJECT_ID``, ``METASTUDIO_ENDPOINT`` or
+        ``METASTUDIO_REGION``, and optionally ``METASTUDIO_APP_USER_ID``.
+
+        Raises:
+            ValidationError: a variable that is needed is not set (it is named).
+        """
         env = os.environ
-        project = kwargs.pop("project_id", None) or env.get("METASTUDIO_PROJECT_ID")
+        project = project_id or env.get("METASTUDIO_PROJECT_ID")
         if not project:
             raise ValidationError("METASTUDIO_PROJECT_ID", None, "environment variable is not set")
-        if "endpoint" not in kwargs and "region" not in kwargs:
+        if "endpoint" not in options and "region" not in options:
             if env.get("METASTUDIO_ENDPOINT"):
-                kwargs["endpoint"] = env["METASTUDIO_ENDPOINT"]
+                options["endpoint"] = env["METASTUDIO_ENDPOINT"]
             elif env.get("METASTUDIO_REGION"):
-                kwargs["region"] = env["METASTUDIO_REGION"]
+                options["region"] = env["METASTUDIO_REGION"]
             else:
                 raise ValidationError(
                     "METASTUDIO_ENDPOINT", None, "set METASTUDIO_ENDPOINT or METASTUDIO_REGION"
                 )
-        if not any(k in kwargs for k in ("ak", "sk", "token")):
+        if not any(k in options for k in ("ak", "sk", "token")):
             if env.get("METASTUDIO_TOKEN"):
-                kwargs["token"] = env["METASTUDIO_TOKEN"]
+                options["token"] = env["METASTUDIO_TOKEN"]
             elif env.get("CLOUD_SDK_AK") and env.get("CLOUD_SDK_SK"):
-                kwargs["ak"], kwargs["sk"] = env["CLOUD_SDK_AK"], env["CLOUD_SDK_SK"]
+                options["ak"], options["sk"] = env["CLOUD_SDK_AK"], env["CLOUD_SDK_SK"]
             else:
                 raise ValidationError(
                     "CLOUD_SDK_AK", None, "set CLOUD_SDK_AK and CLOUD_SDK_SK, or METASTUDIO_TOKEN"
                 )
-        if env.get("METASTUDIO_APP_USER_ID") and "app_user_id" not in kwargs:
-            kwargs["app_user_id"] = env["METASTUDIO_APP_USER_ID"]
-        return cls(project, **kwargs)
+        if env.get("METASTUDIO_APP_USER_ID") and "app_user_id" not in options:
+            options["app_user_id"] = env["METASTUDIO_APP_USER_ID"]
+        return cls(project, **options)
 
     def __repr__(self) -> str:
         auth = "token" if self._token else "ak/sk"
@@ -267,10 +339,30 @@ class MetaStudio:
             f"MetaStudio(project_id={self.project_id!r}, endpoint={self.endpoint!r}, auth={auth})"
         )
 
-    async def __aenter__(self) -> Self:
-        if self._http is None:
-            self._http = httpx.AsyncClient(timeout=self._timeout, trust_env=True)
+    async def open(self) -> Self:
+        """Open the HTTP client and the task group that iterated uploads run in.
+
+        Raises:
+            AvatarError: the client is open already.
+
+        Cancellation:
+            Safe: whatever was opened is closed again.
+        """
+        if self._host is not None:
+            raise AvatarError("this MetaStudio client is open already")
+        host = self._host = TaskHost()
+        try:
+            await host.start()
+            if self._http is None:
+                self._http = httpx.AsyncClient(timeout=self._timeout, trust_env=True)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self.aclose()
+            raise
         return self
+
+    async def __aenter__(self) -> Self:
+        return await self.open()
 
     async def __aexit__(
         self,
@@ -281,15 +373,40 @@ class MetaStudio:
         await self.aclose()
 
     async def aclose(self) -> None:
-        if self._own_http and self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        """Cancel the uploads still iterated, then close the HTTP client (if it is ours).
+
+        Idempotent; may run in another task than :meth:`open`.
+
+        Raises:
+            Nothing of its own.
+
+        Cancellation:
+            Shielded: closing always completes.
+        """
+        with anyio.CancelScope(shield=True):
+            host, self._host = self._host, None
+            if host is not None:
+                await host.stop(cancel=True)
+            if self._own_http and self._http is not None:
+                await self._http.aclose()
+                self._http = None
 
     @property
     def http(self) -> httpx.AsyncClient:
+        """The HTTP client in use.
+
+        Raises:
+            AvatarError: the client is not open.
+        """
         if self._http is None:
             raise AvatarError("use `async with MetaStudio(...)` before making calls")
         return self._http
+
+    def _task_group(self) -> TaskGroup:
+        group = self._host.group if self._host is not None else None
+        if group is None:
+            raise AvatarError("use `async with MetaStudio(...)` before iterating an upload")
+        return group
 
     # -- the API ---------------------------------------------------------
 
@@ -354,7 +471,25 @@ class MetaStudio:
         voice_properties: VoiceProperties | Mapping[str, str] | None = None,
         supported_service: list[str] | None = None,
     ) -> CreateJobResponse:
-        """Create a job (every body rule checked first); returns its presigned upload URLs."""
+        """Create a training job; every rule of the body is checked before it is sent.
+
+        Returns:
+            The job's id and its presigned upload URLs (single-use, and
+            credentials: they are never logged unredacted).
+
+        Raises:
+            ValidationError: a field breaks a documented rule (it is named).
+            ServiceError: the service refused (its error_code and error_msg).
+            AuthenticationError: the AK/SK or token was refused (401), or is
+                not the project's (403).
+            ConnectionLost: the endpoint could not be reached (after retries).
+            TimeoutError: no answer within the client's timeout.
+            ProtocolError: the answer is not the documented shape.
+
+        Cancellation:
+            The request is abandoned; a job may have been created: look for it
+            with :meth:`list_jobs` (by ``name``).
+        """
         if isinstance(voice_properties, Mapping):
             given = dict(voice_properties)
             try:
@@ -397,7 +532,23 @@ class MetaStudio:
         comment_data: CommentData | Mapping[str, Any] | None = None,
         operation_reason: str | None = None,
     ) -> CommandResult:
-        """Run a job command (``GET_MULTIPART_UPLOADED``, ``SUBMITVERIFYING``…)."""
+        """Run a job command (``GET_MULTIPART_UPLOADED``, ``SUBMITVERIFYING``…), as it is.
+
+        Returns:
+            The service's result; a refused command is ``result.ok == False``,
+            not an exception (the other calls here raise instead).
+
+        Raises:
+            ValidationError: ``comment_data`` has a field that does not exist.
+            ServiceError: the service refused (its error_code and error_msg).
+            AuthenticationError: the AK/SK or token was refused (401), or is
+                not the project's (403).
+            ConnectionLost: the endpoint could not be reached (after retries).
+            TimeoutError: no answer within the client's timeout.
+
+        Cancellation:
+            The request is abandoned; the command may or may not have run.
+        """
         if isinstance(comment_data, Mapping):
             given = dict(comment_data)
             try:
@@ -423,7 +574,18 @@ class MetaStudio:
         return result
 
     async def uploaded_parts(self, job_id: str, *, action_video: bool = False) -> set[int]:
-        """Part numbers the service has received (``GET_MULTIPART_UPLOADED``)."""
+        """Part numbers the service has received (``GET_MULTIPART_UPLOADED``).
+
+        Raises:
+            ServiceError: the command failed (``EXCUTE_FAILED``) or was refused.
+            AuthenticationError: the AK/SK or token was refused (401), or is
+                not the project's (403).
+            ConnectionLost: the endpoint could not be reached (after retries).
+            TimeoutError: no answer within the client's timeout.
+
+        Cancellation:
+            Safe: a read.
+        """
         command = (
             "GET_ACTION_VIDEO_MULTIPART_UPLOADED" if action_video else "GET_MULTIPART_UPLOADED"
         )
@@ -431,7 +593,20 @@ class MetaStudio:
         return {p.number for p in result.multipart_data}
 
     async def confirm_uploaded(self, job_id: str, *, action_video: bool = False) -> CommandResult:
-        """``CONFIRM_MULTIPART_UPLOADED``: every part is there; the video can be assembled."""
+        """``CONFIRM_MULTIPART_UPLOADED``: every part is there; the video can be assembled.
+
+        :meth:`upload` does this itself once its parts are in.
+
+        Raises:
+            ServiceError: the command failed (a part is missing, say) or was refused.
+            AuthenticationError: the AK/SK or token was refused (401), or is
+                not the project's (403).
+            ConnectionLost: the endpoint could not be reached (after retries).
+            TimeoutError: no answer within the client's timeout.
+
+        Cancellation:
+            The request is abandoned; confirming again is harmless.
+        """
         command = (
             "CONFIRM_ACTION_VIDEO_MULTIPART_UPLOADED"
             if action_video
@@ -439,11 +614,36 @@ class MetaStudio:
         )
         return await self._command_ok(job_id, command)
 
-    async def submit(self, job_id: str) -> CommandResult:
-        """``SUBMITVERIFYING``: hand the job to review and training."""
+    async def start_training(self, job_id: str) -> CommandResult:
+        """Start training: ``SUBMITVERIFYING`` hands the uploaded job to review, then training.
+
+        Raises:
+            ServiceError: the command failed (no confirmed video, say) or was refused.
+            AuthenticationError: the AK/SK or token was refused (401), or is
+                not the project's (403).
+            ConnectionLost: the endpoint could not be reached (after retries).
+            TimeoutError: no answer within the client's timeout.
+
+        Cancellation:
+            The request is abandoned; the job may have been submitted: ask
+            :meth:`status` before submitting again.
+        """
         return await self._command_ok(job_id, "SUBMITVERIFYING")
 
-    async def show_job(self, job_id: str) -> Job:
+    async def status(self, job_id: str) -> Job:
+        """The job as it is now: its state, operation logs and, once trained, its model.
+
+        Raises:
+            ServiceError: the service refused (its error_code and error_msg).
+            AuthenticationError: the AK/SK or token was refused (401), or is
+                not the project's (403).
+            ConnectionLost: the endpoint could not be reached (after retries).
+            TimeoutError: no answer within the client's timeout.
+            ProtocolError: the answer is not the documented shape.
+
+        Cancellation:
+            Safe: a read.
+        """
         response = await self._call("GET", f"/jobs/{quote(job_id, safe='')}", label="show job")
         job: Job = self._decode(_job_decoder, response, "show job")
         return job
@@ -457,6 +657,19 @@ class MetaStudio:
         batch_name: str | None = None,
         name: str | None = None,
     ) -> JobList:
+        """A page of the project's jobs, filtered by state(s), batch or name.
+
+        Raises:
+            ServiceError: the service refused (its error_code and error_msg).
+            AuthenticationError: the AK/SK or token was refused (401), or is
+                not the project's (403).
+            ConnectionLost: the endpoint could not be reached (after retries).
+            TimeoutError: no answer within the client's timeout.
+            ProtocolError: the answer is not the documented shape.
+
+        Cancellation:
+            Safe: a read.
+        """
         params: dict[str, str | int] = {"offset": offset, "limit": limit}
         if state:
             params["state"] = state if isinstance(state, str) else ",".join(state)
@@ -469,6 +682,18 @@ class MetaStudio:
         return jobs
 
     async def delete_job(self, job_id: str) -> None:
+        """Delete a job.
+
+        Raises:
+            ServiceError: the service refused (its error_code and error_msg).
+            AuthenticationError: the AK/SK or token was refused (401), or is
+                not the project's (403).
+            ConnectionLost: the endpoint could not be reached (after retries).
+            TimeoutError: no answer within the client's timeout.
+
+        Cancellation:
+            The request is abandoned; the job may or may not be deleted.
+        """
         await self._call("DELETE", f"/jobs/{quote(job_id, safe='')}", label="delete job")
 
     async def wait(
@@ -480,10 +705,22 @@ class MetaStudio:
         poll_interval: float = 5.0,
         max_poll_interval: float = 60.0,
     ) -> Job:
-        """Poll the job until ``until`` (a state, or a predicate on it) holds.
+        """Poll :meth:`status` until ``until`` (a state, or a predicate on it) holds.
 
-        Raises :class:`TrainingFailed` when the job fails first, and
-        :class:`TimeoutError` after ``timeout`` seconds.
+        The first poll is at once, then after ``poll_interval`` seconds, 1.5
+        times longer each time up to ``max_poll_interval``.
+
+        Returns:
+            The job in the state waited for.
+
+        Raises:
+            TrainingFailed: the job failed first (the review's reason in its notes).
+            TimeoutError: not there after ``timeout`` seconds (None: no limit).
+            ValidationError: a bad interval or timeout.
+            ServiceError: a status call was refused.
+
+        Cancellation:
+            Safe: polling stops; the job goes on at the service.
         """
         reached = (lambda s: s == until) if isinstance(until, str) else until
 
@@ -499,7 +736,7 @@ class MetaStudio:
             return False
 
         return await poll(
-            lambda: self.show_job(job_id),
+            lambda: self.status(job_id),
             done,
             what=f"job {job_id}",
             state=lambda job: job.state,
@@ -510,26 +747,76 @@ class MetaStudio:
 
     # -- presigned uploads -------------------------------------------------
 
-    async def upload_parts(
+    def upload(
         self,
-        job_id: str,
-        urls: list[str],
+        job: CreateJobResponse | str,
         path: str | os.PathLike[str],
         *,
+        urls: Sequence[str] | None = None,
         action_video: bool = False,
-        on_progress: Callable[[UploadProgress], None] | None = None,
-    ) -> None:
-        """PUT ``path`` split into ``len(urls)`` parts, concurrently (``max_concurrency``).
+    ) -> Upload[None]:
+        """Upload the training (or action) video to the job's presigned part URLs, then confirm.
 
-        Each presigned URL works once: a part whose outcome is unknown (the
+        The file is split into one part per URL, PUT concurrently (at most
+        ``max_concurrency`` at once), then ``CONFIRM_MULTIPART_UPLOADED`` is
+        sent.  Each URL works once: a part whose outcome is unknown (the
         connection died) is looked up with ``GET_MULTIPART_UPLOADED`` before
-        it is ever sent again, and parts the service already has (from an
-        interrupted run) are skipped, so running this again resumes.
+        it is sent again, and parts the service already has are skipped, so
+        uploading again resumes an interrupted run.
+
+        Args:
+            job: The :meth:`create_training_job` answer, or a job id together
+                with ``urls``.
+            path: The video.
+            urls: The part URLs (default: the job's video, or action video, URLs).
+            action_video: Upload the action video rather than the training video.
+
+        Returns:
+            The handle: ``await`` it, or ``async for progress in upload`` (at
+            least once per MiB sent; iterating needs the client open).
+
+        Raises:
+            ValidationError: no URLs, or a file that cannot be read or is
+                smaller than its number of parts.
+            ServiceError: a PUT or a command was refused (a spent URL, say).
+            ConnectionLost: a part stayed unreachable through ``upload_retry``.
+            TimeoutError: a request got no answer within the client's timeout.
+
+        Cancellation:
+            Cancelling the awaiting task, or leaving the progress loop early,
+            stops every PUT at once; parts that arrived stay at the service,
+            and uploading again sends only the others.
         """
-        source = Path(path)
-        size = (await anyio.Path(source).stat()).st_size
-        if not urls:
+        if isinstance(job, CreateJobResponse):
+            job_id = job.job_id
+            if urls is None:
+                urls = (
+                    job.action_video_upload_url if action_video else job.training_video_upload_url
+                )
+        else:
+            if not isinstance(job, str) or not job:
+                raise ValidationError("job", job, "must be a CreateJobResponse or a job id")
+            job_id = job
+            if urls is None:
+                raise ValidationError("urls", None, "give the part URLs with a job id")
+        part_urls = list(urls)
+        if not part_urls:
             raise ValidationError("urls", [], "the job has no upload URLs for this file")
+        source = Path(path)
+
+        async def run(report: Report) -> None:
+            await self._upload_parts(job_id, part_urls, source, action_video, report)
+            await self.confirm_uploaded(job_id, action_video=action_video)
+
+        return Upload(run, self._task_group)
+
+    async def _upload_parts(
+        self, job_id: str, urls: list[str], source: Path, action_video: bool, report: Report
+    ) -> None:
+        try:
+            size = (await anyio.Path(source).stat()).st_size
+        except OSError as exc:
+            raise ValidationError("path", str(source), f"cannot be read: {exc.strerror}") from None
         if size < len(urls):
             raise ValidationError(
                 "path",
@@ -548,24 +835,53 @@ class MetaStudio:
         present = await self.uploaded_parts(job_id, action_video=action_video)
         acked = sum(p.length for p in parts if p.part_number in present)
         done = len(present & {p.part_number for p in parts})
-        parts_total = len(parts)
         parts = [p for p in parts if p.part_number not in present]
+        # Bytes sent per part still on its way, its high-water mark: a retried
+        # part counts from where its best attempt got, so the total never drops.
+        in_flight: dict[int, int] = {}
+        sent_total = acked
+
+        def publish() -> None:
+            report(
+                UploadProgress(
+                    sent_bytes=sent_total,
+                    acked_bytes=acked,
+                    total_bytes=size,
+                    part=done,
+                    parts=len(urls),
+                )
+            )
+
+        def sent(part: PresignedUpload, count: int) -> None:
+            nonlocal sent_total
+            number = part.part_number or 0
+            best = in_flight.get(number, 0)
+            if count > best:
+                in_flight[number] = count
+                sent_total += count - best
+                publish()
+
         limiter = anyio.CapacityLimiter(self.max_concurrency)
 
         async def one(part: PresignedUpload) -> None:
-            nonlocal acked, done
+            nonlocal acked, done, sent_total
             async with limiter:
-                await self._put_part(job_id, part, action_video=action_video)
+                await self._put_part(job_id, part, action_video, functools.partial(sent, part))
             acked += part.length
             done += 1
-            if on_progress is not None:
-                on_progress(UploadProgress(acked, size, done, parts_total))
+            sent_total += part.length - in_flight.pop(part.part_number or 0, 0)
+            publish()
 
-        if on_progress is not None:
-            on_progress(UploadProgress(acked, size, done, parts_total))
+        publish()
         await _run_all([functools.partial(one, p) for p in parts])
 
-    async def _put_part(self, job_id: str, part: PresignedUpload, *, action_video: bool) -> None:
+    async def _put_part(
+        self,
+        job_id: str,
+        part: PresignedUpload,
+        action_video: bool,
+        sent: Callable[[int], None],
+    ) -> None:
         outcome_unknown = False
         what = f"PUT part {part.part_number} of job {job_id}"
 
@@ -582,7 +898,7 @@ class MetaStudio:
                     )
                     return
             try:
-                await self._put(part, what)
+                await self._put(part, what, sent)
             except AvatarError as exc:
                 failure = failure_of(exc)
                 # The service may have the bytes: ask before resending.
@@ -591,32 +907,78 @@ class MetaStudio:
 
         await retrying(attempt, policy=self.upload_retry, what=what)
 
-    async def _put(self, upload: PresignedUpload, what: str) -> None:
+    async def _put(
+        self, upload: PresignedUpload, what: str, sent: Callable[[int], None] | None = None
+    ) -> None:
         headers = {"Content-Type": upload.content_type, "Content-Length": str(upload.length)}
         # The URL's query is a credential: http_errors and _error only show it redacted.
         with http_errors(what, upload.url):
-            response = await self.http.put(upload.url, content=upload.body(), headers=headers)
+            response = await self.http.put(upload.url, content=upload.body(sent), headers=headers)
             if response.status_code >= 300:
                 raise _error(response, what, credential=None, url=upload.url)
 
-    async def upload_file(
+    def upload_file(
         self, url: str, path: str | os.PathLike[str], *, content_type: str = OCTET
-    ) -> None:
-        """PUT one whole file (cover, ID-card images, grant file, audio zip)."""
+    ) -> Upload[None]:
+        """PUT one whole file to its presigned URL (cover, ID-card images, grant file, audio zip).
+
+        Returns:
+            The handle: ``await`` it, or iterate its progress (one part).
+
+        Raises:
+            ValidationError: the file cannot be read.
+            ServiceError: the PUT was refused (a spent URL, say).
+            ConnectionLost: unreachable through ``upload_retry``; a PUT whose
+                outcome is unknown is not sent again (the URL may be spent).
+            TimeoutError: no answer within the client's timeout.
+
+        Cancellation:
+            Stops the PUT at once; whether the service kept the file is unknown.
+        """
         source = Path(path)
-        size = (await anyio.Path(source).stat()).st_size
-        upload = PresignedUpload(url, source, 0, size, content_type)
-        what = f"PUT {source.name}"
-        await retrying(
-            lambda: self._put(upload, what),
-            policy=self.upload_retry,
-            what=what,
-            retry_on=_resendable,
-        )
+
+        async def run(report: Report) -> None:
+            try:
+                size = (await anyio.Path(source).stat()).st_size
+            except OSError as exc:
+                raise ValidationError(
+                    "path", str(source), f"cannot be read: {exc.strerror}"
+                ) from None
+            upload = PresignedUpload(url, source, 0, size, content_type, 1)
+            best = 0
+
+            def publish(sent: int, acked: int) -> None:
+                report(
+                    UploadProgress(
+                        sent_bytes=sent,
+                        acked_bytes=acked,
+                        total_bytes=size,
+                        part=1 if acked else 0,
+                        parts=1,
+                    )
+                )
+
+            def sent(count: int) -> None:
+                nonlocal best
+                if count > best:
+                    best = count
+                    publish(best, 0)
+
+            what = f"PUT {source.name}"
+            publish(0, 0)
+            await retrying(
+                lambda: self._put(upload, what, sent),
+                policy=self.upload_retry,
+                what=what,
+                retry_on=_resendable,
+            )
+            publish(size, size)
+
+        return Upload(run, self._task_group)
 
     # -- the whole flow ------------------------------------------------------
 
-    async def train(
+    async def run_training(
         self,
         name: str,
         *,
@@ -632,9 +994,30 @@ class MetaStudio:
         timeout: float | None = None,
         poll_interval: float = 5.0,
         on_progress: Callable[[UploadProgress], None] | None = None,
-        **fields: Any,
+        **fields: Unpack[CreateJobFields],
     ) -> Job:
-        """Create the job, upload everything, confirm, submit, and (by default) wait."""
+        """The whole flow: create the job, upload every file, start training and wait.
+
+        The video is checked first (mp4, 1080p or 4K, 3 to 10 minutes, with
+        PyAV; ``check_video=False`` skips it) and split into parts of about
+        ``part_bytes``.  The files are uploaded concurrently; ``on_progress``
+        follows the training video's.  ``fields`` are those of
+        :meth:`create_training_job`.
+
+        Returns:
+            The job once trained, or (``wait=False``) as it is once submitted.
+
+        Raises:
+            ValidationError: a bad argument or file, before the job is created.
+            TrainingFailed: review or training failed (the reason in its notes).
+            TimeoutError: not trained after ``timeout`` seconds.
+            ServiceError: a step was refused.
+            ProtocolError: the job has no upload URL for a file given.
+
+        Cancellation:
+            Stops where it is; a created job stays at the service, and
+            :meth:`upload` with its id and URLs resumes the video's upload.
+        """
         paths = {
             "video": video,
             "action_video": action_video,
@@ -666,20 +1049,18 @@ class MetaStudio:
             "id_card_image2": (job.id_card_image2_upload_url, OCTET),
             "grant_file": (job.grant_file_upload_url, OCTET),
         }
-        calls: list[Callable[[], Any]] = [
-            lambda: self.upload_parts(
-                job.job_id, job.training_video_upload_url, files["video"], on_progress=on_progress
-            )
-        ]
+
+        async def video_upload() -> None:
+            upload = self.upload(job, files["video"])
+            if on_progress is None:
+                await upload
+                return
+            async for progress in upload:
+                on_progress(progress)
+
+        calls: list[Callable[[], Any]] = [video_upload]
         if "action_video" in files:
-            calls.append(
-                lambda: self.upload_parts(
-                    job.job_id,
-                    job.action_video_upload_url,
-                    files["action_video"],
-                    action_video=True,
-                )
-            )
+            calls.append(lambda: self.upload(job, files["action_video"], action_video=True))
         for key, (url, content_type) in singles.items():
             if key in files:
                 if url is None:
@@ -688,12 +1069,9 @@ class MetaStudio:
                     functools.partial(self.upload_file, url, files[key], content_type=content_type)
                 )
         await _run_all(calls)
-        await self.confirm_uploaded(job.job_id)
-        if "action_video" in files:
-            await self.confirm_uploaded(job.job_id, action_video=True)
-        await self.submit(job.job_id)
+        await self.start_training(job.job_id)
         if not wait:
-            return await self.show_job(job.job_id)
+            return await self.status(job.job_id)
         return await self.wait(job.job_id, timeout=timeout, poll_interval=poll_interval)
 
 

@@ -15,23 +15,29 @@ import avatarkit
 from avatarkit import (
     AvatarError,
     AvatarSession,
+    CallbackReceiver,
+    CommandResult,
     ConvertedAudio,
+    CreateJobResponse,
     Endpoints,
+    Job,
+    JobState,
+    MetaStudio,
     ProducedVideo,
     RetryEvent,
     RetryPolicy,
     ServiceError,
     StreamLimits,
+    TrainingInfo,
     TtaStream,
+    Upload,
     UploadProgress,
     ValidationError,
     events,
     on_retry,
 )
-from avatarkit.digime.callbacks import CallbackReceiver
 from avatarkit.emulator import Emulator
-from avatarkit.metastudio import Job, MetaStudio
-from avatarkit.tta.config import SessionConfig, make_config
+from avatarkit.tta import SessionConfig, make_config
 from avatarkit.tta.ssml import Speak
 
 
@@ -66,7 +72,9 @@ async def training(av: AvatarSession, receiver: CallbackReceiver) -> int:
         fraction: float = progress.fraction
         print(f"{fraction:.0%}")
     print(upload.result.upload_id)
-    await av.digime.train("My-Avatar-1", "https://example.com/cb?secret=s")
+    await av.digime.start_training("My-Avatar-1", callback_url="https://example.com/cb?secret=s")
+    status: TrainingInfo = await av.digime.status("My-Avatar-1")
+    assert status.conf_name
     info = await av.digime.wait("My-Avatar-1", timeout=600, receiver=receiver)
     callback = receiver.latest("My-Avatar-1")
     assert callback is None or callback.state in (2, 3)
@@ -82,10 +90,21 @@ async def voice(av: AvatarSession) -> ConvertedAudio:
 
 async def metastudio(ms: MetaStudio) -> str:
     def show(progress: UploadProgress) -> None:
-        print(progress.acked_bytes, progress.total_bytes)
+        print(progress.sent_bytes, progress.acked_bytes, progress.total_bytes)
 
     async with ms:
-        job: Job = await ms.train("me", video="talk.mp4", on_progress=show, wait=False)
+        job: Job = await ms.run_training("me", video="talk.mp4", on_progress=show, wait=False)
+        created: CreateJobResponse = await ms.create_training_job("me", video_multipart_count=2)
+        upload: Upload[None] = ms.upload(created, "talk.mp4")
+        async for progress in upload:
+            show(progress)
+        await ms.upload(created.job_id, "action.mp4", urls=created.action_video_upload_url)
+        await ms.upload_file("https://obs.example.com/cover?X=1", "cover.jpg")
+        started: CommandResult = await ms.start_training(created.job_id)
+        assert started.ok
+        now: Job = await ms.status(created.job_id)
+        state: str = now.state
+        print(state == JobState.JOB_SUCCESS)
         job = await ms.wait(job.job_id, timeout=3600)
         return job.state
 
