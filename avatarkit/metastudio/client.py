@@ -813,10 +813,7 @@ class MetaStudio:
     async def _upload_parts(
         self, job_id: str, urls: list[str], source: Path, action_video: bool, report: Report
     ) -> None:
-        try:
-            size = (await anyio.Path(source).stat()).st_size
-        except OSError as exc:
-            raise ValidationError("path", str(source), f"cannot be read: {exc.strerror}") from None
+        size = await _size(source)
         if size < len(urls):
             raise ValidationError(
                 "path",
@@ -833,46 +830,19 @@ class MetaStudio:
         # Parts the service already has (an earlier, interrupted run) are skipped:
         # their URLs are spent, and the bytes are there.
         present = await self.uploaded_parts(job_id, action_video=action_video)
-        acked = sum(p.length for p in parts if p.part_number in present)
-        done = len(present & {p.part_number for p in parts})
+        tally = _Tally(report, size, len(urls))
+        for part in parts:
+            if part.part_number in present:
+                tally.acked(part, publish=False)  # one report for them all, below
         parts = [p for p in parts if p.part_number not in present]
-        # Bytes sent per part still on its way, its high-water mark: a retried
-        # part counts from where its best attempt got, so the total never drops.
-        in_flight: dict[int, int] = {}
-        sent_total = acked
-
-        def publish() -> None:
-            report(
-                UploadProgress(
-                    sent_bytes=sent_total,
-                    acked_bytes=acked,
-                    total_bytes=size,
-                    part=done,
-                    parts=len(urls),
-                )
-            )
-
-        def sent(part: PresignedUpload, count: int) -> None:
-            nonlocal sent_total
-            number = part.part_number or 0
-            best = in_flight.get(number, 0)
-            if count > best:
-                in_flight[number] = count
-                sent_total += count - best
-                publish()
-
         limiter = anyio.CapacityLimiter(self.max_concurrency)
 
         async def one(part: PresignedUpload) -> None:
-            nonlocal acked, done, sent_total
             async with limiter:
-                await self._put_part(job_id, part, action_video, functools.partial(sent, part))
-            acked += part.length
-            done += 1
-            sent_total += part.length - in_flight.pop(part.part_number or 0, 0)
-            publish()
+                await self._put_part(job_id, part, action_video, tally.sender(part))
+            tally.acked(part)
 
-        publish()
+        tally.publish()
         await _run_all([functools.partial(one, p) for p in parts])
 
     async def _put_part(
@@ -938,41 +908,19 @@ class MetaStudio:
         source = Path(path)
 
         async def run(report: Report) -> None:
-            try:
-                size = (await anyio.Path(source).stat()).st_size
-            except OSError as exc:
-                raise ValidationError(
-                    "path", str(source), f"cannot be read: {exc.strerror}"
-                ) from None
+            size = await _size(source)
             upload = PresignedUpload(url, source, 0, size, content_type, 1)
-            best = 0
-
-            def publish(sent: int, acked: int) -> None:
-                report(
-                    UploadProgress(
-                        sent_bytes=sent,
-                        acked_bytes=acked,
-                        total_bytes=size,
-                        part=1 if acked else 0,
-                        parts=1,
-                    )
-                )
-
-            def sent(count: int) -> None:
-                nonlocal best
-                if count > best:
-                    best = count
-                    publish(best, 0)
-
+            tally = _Tally(report, size, 1)
+            sent = tally.sender(upload)
             what = f"PUT {source.name}"
-            publish(0, 0)
+            tally.publish()
             await retrying(
                 lambda: self._put(upload, what, sent),
                 policy=self.upload_retry,
                 what=what,
                 retry_on=_resendable,
             )
-            publish(size, size)
+            tally.acked(upload)
 
         return Upload(run, self._task_group)
 
@@ -1073,6 +1021,59 @@ class MetaStudio:
         if not wait:
             return await self.status(job.job_id)
         return await self.wait(job.job_id, timeout=timeout, poll_interval=poll_interval)
+
+
+class _Tally:
+    """The progress of one file's parts, reported as their bytes go.
+
+    Each part on its way counts its best attempt's bytes (a high-water mark):
+    a retried part counts from where that attempt got, so the total never drops.
+    """
+
+    def __init__(self, report: Report, total: int, parts: int) -> None:
+        self._report = report
+        self._total, self._parts = total, parts
+        self._acked = self._sent = self._done = 0
+        self._in_flight: dict[int, int] = {}  # part number -> its best attempt's bytes
+
+    def publish(self) -> None:
+        self._report(
+            UploadProgress(
+                sent_bytes=self._sent,
+                acked_bytes=self._acked,
+                total_bytes=self._total,
+                part=self._done,
+                parts=self._parts,
+            )
+        )
+
+    def sender(self, part: PresignedUpload) -> Callable[[int], None]:
+        """What :meth:`PresignedUpload.body` tells of ``part``'s bytes sent so far."""
+        number = part.part_number or 0
+
+        def sent(count: int) -> None:
+            best = self._in_flight.get(number, 0)
+            if count > best:
+                self._in_flight[number] = count
+                self._sent += count - best
+                self.publish()
+
+        return sent
+
+    def acked(self, part: PresignedUpload, *, publish: bool = True) -> None:
+        """``part`` is at the service (stored now, or in an earlier run)."""
+        self._acked += part.length
+        self._done += 1
+        self._sent += part.length - self._in_flight.pop(part.part_number or 0, 0)
+        if publish:
+            self.publish()
+
+
+async def _size(path: Path) -> int:
+    try:
+        return (await anyio.Path(path).stat()).st_size
+    except OSError as exc:
+        raise ValidationError("path", str(path), f"cannot be read: {exc.strerror}") from None
 
 
 def _resendable(exc: Exception) -> bool:
