@@ -1,10 +1,11 @@
 """Print pip constraints pinning every runtime dependency to its declared floor.
 
-Reads ``pyproject.toml``: the dependencies and the extras users install
-(``emulator``, ``media``, ``speed``).  Each ``name>=X`` becomes ``name==X``
-(its environment marker kept), so ``pip install -c`` with this output
-installs the lowest versions the project claims to work with.  A
-requirement without a floor is an error: every dependency must state one.
+Reads ``pyproject.toml``: the dependencies, the extras users install
+(``emulator``, ``media``, ``speed``) and the docs build (``docs``).  Each
+``name>=X`` becomes ``name==X`` (its environment marker kept), so
+``pip install -c`` with this output installs the lowest versions the project
+claims to work with.  A requirement without a floor is an error: every
+dependency must state one.
 
     python .ci/floors.py > floors.txt
     python .ci/floors.py --check    # in the venv installed with them: each floor holds
@@ -20,7 +21,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-EXTRAS = ("emulator", "media", "speed")
+EXTRAS = ("emulator", "media", "speed", "docs")
 _REQ = re.compile(r"^(?P<name>[A-Za-z0-9_.-]+)(?:\[[^\]]*\])?\s*(?P<spec>[^;]*)(?P<marker>;.*)?$")
 
 

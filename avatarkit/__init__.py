@@ -91,6 +91,7 @@ _LAZY: dict[str, str | tuple[str, str | None]] = {
 
 
 __version__ = "0.1.0"
+"""The version of avatarkit (PEP 440)."""
 
 setup_from_env()  # AVATARKIT_LOG=debug|info: nothing happens unless it is set
 

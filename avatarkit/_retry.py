@@ -38,10 +38,15 @@ class RetryEvent(msgspec.Struct, frozen=True, kw_only=True):
     ``reason`` (redacted); the next try starts in ``delay`` seconds."""
 
     what: str
+    """The operation, in words (``"PUT part 3 of job …"``); URLs in it are redacted."""
     attempt: int
+    """The try that failed, counting from 1."""
     attempts: int
+    """How many tries the policy allows in all."""
     reason: str
+    """Why it failed (the error's message, redacted)."""
     delay: float
+    """Seconds until the next try."""
 
 
 RetryListener = Callable[[RetryEvent], None]
@@ -57,6 +62,13 @@ _listeners: ContextVar[tuple[RetryListener, ...]] = ContextVar(
 def on_retry(listener: RetryListener) -> Iterator[None]:
     """Call ``listener`` with a :class:`RetryEvent` for every retry made inside the block
     (and in tasks started from it).  Listeners nest; a failing listener is logged, never fatal.
+
+    ::
+
+        with avatarkit.on_retry(lambda e: print(f"retry {e.attempt}/{e.attempts}: {e.reason}")):
+            await av.digime.upload("talk.mp4", ...)
+
+    Raises nothing of its own.
     """
     token = _listeners.set((*_listeners.get(), listener))
     try:
@@ -87,13 +99,23 @@ class RetryPolicy:
     ``total_timeout`` (seconds, ``None`` for no limit) bounds the retrying: no
     wait runs past it and no try starts after it, so the whole call ends within
     ``total_timeout`` plus at most one try's own (transport) timeout.
+
+    Raises:
+        ValidationError: a field breaks its rule (``attempts`` below 1, a
+            negative or infinite delay, ``multiplier`` below 1, a
+            ``total_timeout`` that is not positive); the error names the field.
     """
 
     attempts: int = 5
+    """Tries in all, the first included (1: no retry)."""
     base_delay: float = 0.25
+    """Seconds before the first retry (before jitter)."""
     max_delay: float = 8.0
+    """The longest wait between tries, in seconds (before jitter)."""
     multiplier: float = 2.0
+    """How much each wait grows over the one before (at least 1)."""
     total_timeout: float | None = 120.0
+    """Seconds the retrying may take in all (None: no limit)."""
 
     def __post_init__(self) -> None:
         if (
@@ -111,7 +133,7 @@ class RetryPolicy:
             _seconds("total_timeout", self.total_timeout, minimum=0, strict=True)
 
     def delays(self, rng: random.Random | None = None) -> Iterator[float]:
-        """The waits between tries (``attempts - 1`` of them)."""
+        """The waits between tries (``attempts - 1`` of them), in seconds.  Raises nothing."""
         rand = rng or random
         delay = self.base_delay
         for _ in range(self.attempts - 1):

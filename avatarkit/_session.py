@@ -42,8 +42,11 @@ class Endpoints(msgspec.Struct, frozen=True, kw_only=True):
     """Base URLs of the services; point them at the emulator to work offline."""
 
     tta: str = "wss://openspeech.bytedance.com/api/v1/volc_virtual_human/tta"
+    """The TTA WebSocket base (doc 001); ``/2d`` or ``/3d`` is added per stream."""
     digime: str = "https://openspeech.bytedance.com/virtual_human/avatar_platform/digime"
+    """The digime HTTP base (doc 000 §6): uploads, training, status."""
     sami: str = "https://sami.bytedance.com/api/v1/invoke"
+    """The SAMI invoke URL (doc 002): voice conversion."""
 
 
 ENV_APPID = "AVATARKIT_APPID"
@@ -107,6 +110,21 @@ class AvatarSession:
     ``proxy`` (``http://[user:password@]host:port``) carries HTTP calls and
     tunnels the TTA WebSockets (without it, ``HTTPS_PROXY``/``HTTP_PROXY``/
     ``NO_PROXY`` decide); ``ws_headers`` are extra WebSocket handshake headers.
+
+    Raises:
+        ValidationError: an argument breaks its rule (an empty ``appid`` or
+            ``token``, ``max_uploads < 1``, a ``timeout`` that is not positive, a
+            ``proxy`` that is not a URL…); the error names it, never a secret.
+
+    Attributes:
+        appid: The application id (doc 001's ``appid``), sent with every call.
+        sami_appkey: SAMI's appkey (voice conversion): ``sami_appkey``, else ``appid``.
+        endpoints: The services' base URLs.
+        retry: How HTTP calls and WebSocket connects are retried.
+        upload_retry: How each upload part is retried (more patient than ``retry``).
+        upload_slots: Upload parts in flight at once, across the session (``max_uploads``).
+        journal_dir: Where upload resume journals live (None: the platform's state
+            directory, or ``AVATARKIT_STATE_DIR``).
     """
 
     def __init__(
@@ -227,8 +245,12 @@ class AvatarSession:
 
         ``AVATARKIT_SAMI_APPKEY``/``AVATARKIT_SAMI_TOKEN``, when set, are the
         voice-conversion credentials (else appid/token are used).  Arguments
-        given here win over the environment.  Raises :class:`ValidationError`
-        naming the variable that is not set.
+        given here win over the environment.  The session is not open yet:
+        ``async with`` it, or ``await`` it.
+
+        Raises:
+            ValidationError: ``AVATARKIT_APPID`` or ``AVATARKIT_TOKEN`` is not set
+                (the error names the variable), or an option breaks its rule.
         """
         values: dict[str, str] = {}
         for name, var in ((ENV_APPID, "appid"), (ENV_TOKEN, "token")):
@@ -262,6 +284,10 @@ class AvatarSession:
 
         The view shares everything else: connections, streams, tasks and the
         lifecycle (closing either closes both).  Options left ``None`` are kept.
+
+        Raises:
+            ValidationError: an option breaks its rule (a ``timeout`` that is not
+                positive, a ``retry`` that is not a :class:`RetryPolicy`…).
         """
         view = object.__new__(AvatarSession)
         view.__dict__.update(
@@ -295,6 +321,11 @@ class AvatarSession:
 
     @property
     def task_group(self) -> TaskGroup:
+        """The session's task group: what starts here is cancelled when the session closes.
+
+        Raises:
+            AvatarError: the session is not open.
+        """
         life = self._life
         if life.tg is None or life.state != "open":
             raise self._not_open()
@@ -302,7 +333,11 @@ class AvatarSession:
 
     @property
     def http(self) -> httpx.AsyncClient:
-        """The session's HTTP client, made on first use (its TLS setup costs ~40 ms)."""
+        """The session's HTTP client, made on first use (its TLS setup costs ~40 ms).
+
+        Raises:
+            AvatarError: the session is not open.
+        """
         life = self._life
         if life.state != "open":
             raise self._not_open()
@@ -330,12 +365,12 @@ class AvatarSession:
             "`async with AvatarSession(...) as av` or `av = await AvatarSession(...)`"
         )
 
-    def register(self, stream: TtaStream) -> None:
+    def _register(self, stream: TtaStream) -> None:
         if self._life.state != "open":
             raise self._not_open()
         self._life.streams.add(stream)
 
-    def unregister(self, stream: TtaStream) -> None:
+    def _unregister(self, stream: TtaStream) -> None:
         self._life.streams.discard(stream)
 
     # -- lifecycle -------------------------------------------------------
@@ -345,7 +380,14 @@ class AvatarSession:
 
         For notebooks and other code that cannot keep one ``async with`` block:
         ``av = await AvatarSession.from_env()`` opens it, and ``await av.aclose()``,
-        from any task (another Jupyter cell), closes it.
+        from any task (another Jupyter cell), closes it.  Nothing touches the
+        network yet: connections are made on first use.
+
+        Raises:
+            AvatarError: the session was opened before (a session opens once).
+
+        Cancellation:
+            Safe: the session is left closed, with no task running.
         """
         life = self._life
         if life.state != "new":
@@ -381,8 +423,14 @@ class AvatarSession:
     async def aclose(self) -> None:
         """Close every stream and client, and end every task the session started.
 
-        Idempotent, callable from any task, bounded by ``close_timeout``, and
-        shielded: cancelling the caller does not leave half a session behind.
+        Idempotent, callable from any task, and bounded by ``close_timeout``:
+        streams still open are closed together (each with its own close
+        handshake) and, past the bound, abandoned.  Raises nothing of its own.
+
+        Cancellation:
+            Shielded: cancelling the caller does not leave half a session behind;
+            the close completes (within ``close_timeout``), then the cancellation
+            is delivered.
         """
         life = self._life
         if life.state in ("closing", "closed"):

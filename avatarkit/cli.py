@@ -594,7 +594,7 @@ def _parser() -> argparse.ArgumentParser:
     say.add_argument("--json", action="store_true", help="print the result as JSON")
 
     upload = sub.add_parser("upload", help="upload a digime video (resumable)", parents=[retry])
-    upload.add_argument("path", help="the video file (mp4, mov or webm)")
+    upload.add_argument("path", help="the video file (mp4 or mov)")
     upload.add_argument(
         "--conf-name", required=True, help="the digime's name: letters, digits and -"
     )
@@ -722,8 +722,8 @@ def _parser() -> argparse.ArgumentParser:
         "--frame-bytes", type=int, help="cheap media: pad every video frame to N bytes"
     )
     emu.add_argument("--audio-chunk-ms", type=int, help="PCM per audio frame (default 40)")
-    emu.add_argument("--appid", help="the appid it accepts (default: a generated one)")
-    emu.add_argument("--token", help="the token it accepts (default: a generated one)")
+    emu.add_argument("--appid", help="the appid it accepts (default: emulator-appid)")
+    emu.add_argument("--token", help="the token it accepts (default: emulator-token-0123456789)")
     emu.add_argument(
         "--set",
         action="append",

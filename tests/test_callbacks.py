@@ -548,3 +548,11 @@ async def test_the_log_filter_keeps_the_secret_out_of_uvicorns_access_log(
     encoded = urlencode({"secret": SECRET})  # as it stands in the URL
     assert encoded in lines[0]  # what the access log holds without the filter
     assert encoded not in lines[1] and SECRET not in lines[1] and "secret=***" in lines[1]
+
+
+def test_a_callback_base_that_cannot_be_parsed_is_a_validation_error() -> None:
+    receiver = CallbackReceiver(secret="a-long-secret")
+    with pytest.raises(ValidationError, match="cannot be parsed") as caught:
+        receiver.callback_url("http://[::1/cb?token=t0k3n")
+    assert caught.value.field == "base" and "t0k3n" not in str(caught.value)
+    assert "a-long-secret" not in str(caught.value)

@@ -738,6 +738,7 @@ async def _no_send(message: Any) -> None:
         {"bandwidth_bps": 0},
         {"bandwidth_total_bps": -1},
         {"latency_ms": -1},
+        {"frame_bytes": 0},
         {"digime_min_part_bytes": 0},
         {"digime_init_data_shape": "list"},
     ],

@@ -350,9 +350,39 @@ def test_recorder_validates_its_paths(tmp_path: Path) -> None:
         Recorder(tmp_path / "x.mp4", audio=tmp_path / "x.mp3")
     with pytest.raises(ValidationError, match="differ"):
         Recorder(tmp_path / "x.wav", audio=tmp_path / "x.wav")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ValidationError, match=r"missing.*cannot be written"):
         Recorder(tmp_path / "missing" / "x.wav")
+    with pytest.raises(ValidationError, match=r"subtitles.*no such directory"):
+        Recorder(tmp_path / "x.wav", subtitles=tmp_path / "missing" / "x.srt")
     assert leftovers(tmp_path) == []
+
+
+def test_every_writer_names_the_file_it_cannot_write(tmp_path: Path) -> None:
+    # The disk's errors are AvatarErrors (ValidationError naming the file), not OSError.
+    missing = tmp_path / "missing"
+    for make in (
+        lambda: WavWriter(missing / "a.wav"),
+        lambda: H264Writer(missing / "a.h264"),
+        lambda: Mp4Writer(missing / "a.mp4"),
+        lambda: SubtitleTrack().write(missing / "a.srt"),
+        lambda: Recorder(missing / "a.mp4"),
+    ):
+        with pytest.raises(ValidationError, match=r"missing.*cannot be written") as caught:
+            make()
+        assert caught.value.field == "path"
+    assert leftovers(tmp_path) == []
+
+
+async def test_a_cancelled_aclose_still_finishes_the_files(tmp_path: Path) -> None:
+    import anyio
+
+    rec = Recorder(tmp_path / "x.wav", subtitles=tmp_path / "x.srt")
+    rec.feed(events.AudioChunk(pcm=memoryview(bytes(3200))))
+    with anyio.CancelScope() as scope:
+        scope.cancel()  # cancelled before the worker thread could start
+        await rec.aclose()
+    assert leftovers(tmp_path) == ["x.srt", "x.wav"]
+    assert (await rec.aclose()).path == tmp_path / "x.wav"
 
 
 @pytest.mark.anyio

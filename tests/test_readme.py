@@ -1,11 +1,13 @@
-"""Every Python snippet in README.md runs, against the emulator, as a user would run it.
+"""Every Python snippet in README.md and docs/ runs, against the emulator, as a user would.
 
 Each block becomes a script in a folder that holds the files the snippets name
 (``talk.mp4``, ``in.wav``, ``samples/``, ``cover.jpg``); blocks with a
 top-level ``await`` are wrapped in ``async def`` and run with anyio.  The
 environment points the SDK at a spawned emulator, and ``https://example.com``
 (the snippets' stand-in for the user's own host) is replaced by a loopback
-file server, so nothing leaves this machine.
+file server, so nothing leaves this machine.  Blocks fenced ``python`` run;
+``py`` marks a fragment that needs the reader's own context (tests/test_docs.py
+checks that those parse).
 """
 
 from __future__ import annotations
@@ -25,8 +27,17 @@ import pytest
 from avatarkit.emulator.process import EmulatorProcess, spawn_emulator
 from avatarkit.emulator.server import serve_asgi
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+#: (where, block): README.md's blocks, then each docs page's.
+SNIPPETS = [
+    (f"{page.relative_to(ROOT)}#{number}", block)
+    for page in [README, *sorted((ROOT / "docs").rglob("*.md"))]
+    for number, block in enumerate(
+        re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), re.S)
+    )
+]
+BLOCKS = [block for where, block in SNIPPETS if where.startswith("README.md#")]
 
 
 def _clip(path: Path, seconds: int) -> None:
@@ -106,13 +117,13 @@ def test_the_readme_has_snippets() -> None:
     assert len(BLOCKS) >= 7
 
 
-@pytest.mark.parametrize("index", range(len(BLOCKS)))
-def test_readme_snippet_runs(index: int, workdir: Path, emulator: EmulatorProcess) -> None:
+@pytest.mark.parametrize("index", range(len(SNIPPETS)), ids=[where for where, _ in SNIPPETS])
+def test_snippet_runs(index: int, workdir: Path, emulator: EmulatorProcess) -> None:
     from starlette.applications import Starlette
     from starlette.routing import Mount
     from starlette.staticfiles import StaticFiles
 
-    block = BLOCKS[index]
+    where, block = SNIPPETS[index]
     files = Starlette(routes=[Mount("/", StaticFiles(directory=workdir))])
 
     async def run() -> subprocess.CompletedProcess[str]:
@@ -127,5 +138,5 @@ def test_readme_snippet_runs(index: int, workdir: Path, emulator: EmulatorProces
 
     result = anyio.run(run)
     assert result.returncode == 0, (
-        f"README block {index} failed:\n{block}\n--- stderr ---\n{result.stderr.decode()}"
+        f"{where} failed:\n{block}\n--- stderr ---\n{result.stderr.decode()}"
     )

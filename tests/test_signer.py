@@ -687,3 +687,9 @@ def test_signature_errors_are_authentication_errors_without_secrets(
             assert "another-secret-key" not in text
             assert "wrong-secret-key" not in text
             assert full_signature not in text
+
+
+def test_a_url_that_cannot_be_parsed_is_a_validation_error_with_its_query_masked() -> None:
+    with pytest.raises(ValidationError, match="cannot be parsed") as caught:
+        sign("GET", "http://[::1/x?X-Amz-Signature=s3cr3t", {}, None, "ak", "sk")
+    assert caught.value.field == "url" and "s3cr3t" not in str(caught.value)

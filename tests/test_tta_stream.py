@@ -17,6 +17,7 @@ from avatarkit import (
     AuthenticationError,
     AvatarSession,
     ConnectionLost,
+    ProducedVideo,
     ServiceError,
     StreamClosed,
     TrainingFailed,
@@ -83,6 +84,16 @@ async def test_offline_production_returns_playable_mp4(emulator: Emulator, tmp_p
         samples = sum(f.samples for f in container.decode(audio=0))
         audio_s = samples / astream.codec_context.sample_rate
     assert audio_s == pytest.approx(expected_s, abs=0.1)
+
+
+async def test_saving_where_nothing_can_be_written_is_a_validation_error(tmp_path) -> None:
+    video = ProducedVideo(data=b"\0\0\0\x18ftypmp42", url=None, codec="mp4")
+    with pytest.raises(ValidationError, match=r"path.*nowhere.*cannot be written"):
+        await video.save(tmp_path / "nowhere" / "out.mp4")
+    (tmp_path / "taken.mp4").mkdir()  # the rename's fault, not the write's
+    with pytest.raises(ValidationError, match=r"taken\.mp4.*cannot be written"):
+        await video.save(tmp_path / "taken.mp4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.mp4"]  # no .partial left
 
 
 async def test_output_url_delivers_a_downloadable_video(emulator: Emulator, tmp_path) -> None:

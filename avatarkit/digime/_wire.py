@@ -65,21 +65,34 @@ class TrainingInfoRequest(msgspec.Struct, kw_only=True):
 
 
 class TrainingState(IntEnum):
+    """The ``state`` of a digime training (doc 000 §4 callback, §5 status query; SPEC §1.2)."""
+
     IN_PROGRESS = 1
+    """Training is under way (only ``/digime_training_info`` reports it; a callback
+    never carries it)."""
     SUCCESS = 2
+    """Training succeeded: the avatar (its ``conf_name``) can be used as a TTA ``role``."""
     FAILED = 3
+    """Training failed (:meth:`DigimeClient.wait` raises
+    :class:`~avatarkit.errors.TrainingFailed`)."""
 
 
 class TrainingInfo(msgspec.Struct, kw_only=True):
     """``/digime_training_info`` data, and the body of a training callback."""
 
     conf_name: str
+    """The avatar's id, as given to the upload and to training."""
     state: TrainingState
+    """1 in progress, 2 success, 3 failure (a callback: 2 or 3)."""
     role_pic: str | None = None  # may be null, e.g. when training failed
+    """The URL of the avatar image (doc 000: 形象图); may be ``None`` (e.g. when training
+    failed)."""
     pre_pic: str | None = None
+    """The URL of the foreground image (doc 000: 前景图); may be ``None``."""
 
     @property
     def done(self) -> bool:
+        """Whether training has ended, in success or in failure (state 2 or 3)."""
         return self.state is not TrainingState.IN_PROGRESS
 
 

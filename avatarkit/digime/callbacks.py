@@ -34,7 +34,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import anyio
 import msgspec
 
-from avatarkit._redact import SecretFilter, protected_logger, register_secret, scrub
+from avatarkit._redact import SecretFilter, protected_logger, redact_url, register_secret, scrub
 from avatarkit._schema_errors import JSON_DECODE_ERRORS, decode_failure, reportable
 from avatarkit.digime._wire import TrainingCallback, TrainingState
 from avatarkit.errors import ProtocolError, StreamClosed, ValidationError
@@ -81,12 +81,22 @@ class BadCallbackBody(ProtocolError):
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)  # no excerpt: role_pic/pre_pic may be presigned URLs
         self.status = status
+        """The HTTP status to answer the sender with: 400 (not JSON) or 422 (JSON, but not
+        a training callback)."""
 
 
 def parse_callback_body(body: bytes | bytearray | memoryview) -> TrainingCallback:
     """The training callback in a POSTed body; :class:`BadCallbackBody` if it is not one.
 
-    Pure: the receiver's HTTP side answers ``status`` with the error's reason.
+    Pure: the receiver's HTTP side answers ``status`` with the error's reason.  Strict:
+    ``conf_name`` must be a non-empty string and ``state`` the number 2 (success) or 3
+    (failure); ``role_pic`` and ``pre_pic`` may be missing or ``null``.
+
+    Raises:
+        ValidationError: ``body`` is not ``bytes``, ``bytearray`` or ``memoryview``.
+        BadCallbackBody: the body is not JSON (``status`` 400), or not a training
+            callback: a field missing or of the wrong type, an empty ``conf_name``, a
+            ``state`` other than 2 or 3 (``status`` 422).
     """
     if not isinstance(body, bytes | bytearray | memoryview):
         raise ValidationError("body", reportable(body), "must be bytes")
@@ -199,7 +209,11 @@ class CallbackReceiver:
         self._secret = secret.encode() if secret is not None else None
         self._secret_text = secret
         self.max_body = max_body
+        """The largest request body accepted, in bytes (default 64 KiB); a bigger one is
+        answered 413."""
         self.queue_size = queue_size
+        """How many accepted callbacks may wait to be read through ``async for`` or
+        :meth:`get` (default 256); when they are all pending, senders get 503."""
         self._queue = _Mailbox(queue_size)
         self._latest: OrderedDict[str, TrainingCallback] = OrderedDict()
         self._waiters: dict[str, list[_Waiter]] = {}
@@ -212,6 +226,7 @@ class CallbackReceiver:
 
     @property
     def closed(self) -> bool:
+        """Whether :meth:`close` was called: new callbacks are then answered 503."""
         return self._closed
 
     @property
@@ -224,24 +239,48 @@ class CallbackReceiver:
     # -- the program's side --------------------------------------------------
 
     def callback_url(self, base: str) -> str:
-        """``base`` with ``secret=…`` added to its query: the URL to give the service."""
+        """``base`` with ``secret=…`` added to its query: the URL to give the service.
+
+        A ``secret`` already in ``base`` is replaced; the rest of its query is kept as
+        written.  Without a secret, ``base`` comes back unchanged.
+
+        Raises:
+            ValidationError: ``base`` cannot be parsed (an unclosed ``[`` of an IPv6
+                host, say); only with a secret.
+        """
         if self._secret_text is None:
             return base
-        parts = urlsplit(base)
+        try:
+            parts = urlsplit(base)
+        except ValueError as exc:
+            raise ValidationError("base", redact_url(base), f"cannot be parsed: {exc}") from None
         # Drop a stale secret rather than send two; keep everything else as written.
         kept = [p for p in parts.query.split("&") if p and p.split("=", 1)[0] != "secret"]
         kept.append(urlencode({"secret": self._secret_text}))
         return urlunsplit(parts._replace(query="&".join(kept)))
 
     def latest(self, conf_name: str) -> TrainingCallback | None:
-        """The last callback received for ``conf_name`` (of the last 1024 names)."""
+        """The last callback received for ``conf_name`` (of the last 1024 names), or None.
+
+        Raises nothing.
+        """
         return self._latest.get(conf_name)
 
     async def wait_for(self, conf_name: str) -> TrainingCallback:
         """The callback for ``conf_name``: the one already received, else the next.
 
-        :class:`StreamClosed` when the receiver is closed before it comes.
-        Bound the wait with ``anyio.fail_after``: training takes minutes to hours.
+        Independent of the queue: it neither takes the callback from ``async for`` nor
+        needs it to have room.  Bound the wait with ``anyio.fail_after``: training takes
+        minutes to hours.
+
+        Raises:
+            StreamClosed: the receiver was closed before a callback for ``conf_name``
+                came (at once when it is closed already and has none).
+
+        Cancellation:
+            Safe: the wait is unregistered and nothing is left running; a callback
+            that comes later is still recorded, for :meth:`latest` and the next
+            :meth:`wait_for`.
         """
         found = self._latest.get(conf_name)
         if found is not None:
@@ -264,7 +303,15 @@ class CallbackReceiver:
         return waiter.result
 
     async def get(self) -> TrainingCallback:
-        """The next queued callback; :class:`StreamClosed` once closed and drained."""
+        """The next queued callback, taken from the queue (each is delivered once).
+
+        Raises:
+            StreamClosed: the receiver is closed and its queue drained.
+
+        Cancellation:
+            Safe: nothing is taken from the queue; the callback stays for the next
+            reader.
+        """
         return await self._queue.get()
 
     def __aiter__(self) -> Self:
@@ -277,7 +324,11 @@ class CallbackReceiver:
             raise StopAsyncIteration from None
 
     def close(self) -> None:
-        """Stop accepting callbacks (503); iterators end after the queued ones, waiters now."""
+        """Stop accepting callbacks (503); iterators end after the queued ones, waiters now.
+
+        Idempotent.  Waiting :meth:`wait_for` calls raise :class:`StreamClosed`; ``async
+        for`` ends once the queue is drained.  Raises nothing.
+        """
         if self._closed:
             return
         self._closed = True

@@ -318,8 +318,8 @@ class DigimeClient(_Uploads):
     ) -> TrainingInfo:
         """Wait for the training of ``conf_name`` to end, and return its final status.
 
-        Polls :meth:`status`, first after ``poll_interval`` seconds, then 1.5
-        times longer each time up to ``max_poll_interval``.  With a
+        Polls :meth:`status` at once, then after ``poll_interval`` seconds, each
+        pause 1.5 times the one before, up to ``max_poll_interval``.  With a
         ``receiver`` (the :class:`CallbackReceiver` mounted at the training's
         ``callback_url``) it wakes as soon as the service's callback arrives.
 

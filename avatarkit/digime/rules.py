@@ -36,12 +36,21 @@ MIN_PART_SIZE: Final = 5 * MIB  # "最后一片不足5M的与前一分片合并�
 
 
 class MaterialType(IntEnum):
-    """The ``type`` field: what is being uploaded."""
+    """The ``type`` field: what is being uploaded (doc 000: 视频类型, 数据类型).
+
+    :meth:`DigimeClient.upload` takes the videos (1-3, or their names ``"training"``,
+    ``"template"``, ``"review"``); :meth:`VoiceCloneClient.upload` sends 11.
+    """
 
     TRAINING = 1  # training video
+    """A training video (训练视频): 1080p or 4K, mp4 or mov; what training learns from."""
     TEMPLATE = 2  # template video
+    """A template video (模版视频), mp4 or mov."""
     REVIEW = 3  # review video
+    """A review video (审核视频), mp4 or mov."""
     AUDIO = 11  # voice-clone audio archive
+    """A voice-clone audio archive (音频压缩包): the audio files of one folder, zip or
+    tar."""
 
 
 VIDEO_TYPES: Final = (MaterialType.TRAINING, MaterialType.TEMPLATE, MaterialType.REVIEW)

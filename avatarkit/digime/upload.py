@@ -116,14 +116,27 @@ class UploadTarget:
 
 
 class UploadResult(msgspec.Struct, frozen=True, kw_only=True):
+    """A completed upload (``/video_complete_upload`` succeeded), as an awaited
+    :class:`Upload` returns it."""
+
     upload_id: str
+    """The service's id of the upload (from ``/init_part_upload``)."""
     size: int
+    """Bytes uploaded: the file's size, or the size of the tar made of a folder."""
     parts: int
+    """How many parts the file was sent in (``part_num`` 1 to ``parts``)."""
     parts_sent: int  # in this run (a resumed upload sends fewer)
+    """Parts sent in this run: fewer than ``parts`` when it resumed an interrupted upload."""
     resumed: bool
+    """Whether this run continued an interrupted upload from its resume journal."""
     conf_name: str | None
+    """The avatar's id the material was uploaded for (``None``: a voice-clone archive sent
+    without one)."""
     type: int
+    """The material type sent: 1 training, 2 template, 3 review video, 11 audio archive
+    (:class:`MaterialType`)."""
     file_suffix: str
+    """The ``file_suffix`` sent, lower-case: ``mp4``/``mov``, or ``zip``/``tar``."""
 
 
 #: What a refused token is called in errors (the session's ``token``).

@@ -97,6 +97,8 @@ def check_shaping_options(options: EmulatorOptions) -> None:
         raise ValidationError("failure_rate", options.failure_rate, "must be between 0 and 1")
     if options.failure_mode not in ("5xx", "drop", "mixed"):
         raise ValidationError("failure_mode", options.failure_mode, "must be 5xx, drop or mixed")
+    if options.frame_bytes is not None and not options.frame_bytes >= 1:
+        raise ValidationError("frame_bytes", options.frame_bytes, "must be >= 1 (or None)")
 
 
 class TokenBucket:

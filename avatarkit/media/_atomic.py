@@ -4,11 +4,25 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-__all__ = ["Partial", "Sink"]
+from avatarkit.errors import ValidationError
+
+__all__ = ["Partial", "Sink", "disk_errors"]
+
+
+@contextlib.contextmanager
+def disk_errors(path: str | os.PathLike[str]) -> Iterator[None]:
+    """The one boundary for the disk: an ``OSError`` becomes a :class:`ValidationError`
+    naming the file and the reason (no such directory, no permission, a full disk)."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise ValidationError("path", str(path), f"cannot be written: {reason}") from exc
 
 
 class Partial:
@@ -19,6 +33,10 @@ class Partial:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.temp = self.path.with_name(f".{self.path.name}.partial")
+        # Checked now: PyAV opens its output lazily, and a long recording should not
+        # find out at its end that it had nowhere to go.
+        if not self.path.parent.is_dir():
+            raise ValidationError("path", str(self.path), "cannot be written: no such directory")
 
     def commit(self) -> Path:
         """Move the finished temp file over the target."""

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from avatarkit.errors import AvatarError, ValidationError
-from avatarkit.media._atomic import Partial, Sink
+from avatarkit.media._atomic import Partial, Sink, disk_errors
 from avatarkit.media.h264 import NAL_IDR, NAL_SPS, nal_types
 
 __all__ = ["Mp4Writer", "require_av"]
@@ -48,7 +48,17 @@ class Mp4Writer(Sink):
     in memory (at most 60 s: past that, the file is written audio-only). :meth:`close`
     writes the index and renames the file into place; :meth:`abort` removes it. Methods
     are synchronous and CPU-bound: call them from a worker thread in an async program (as
-    :class:`~avatarkit.media.Recorder` does).
+    :class:`~avatarkit.media.Recorder` does). A ``.mov`` path makes a QuickTime file, any
+    other suffix MP4; the index is moved to the front at close (``faststart``), so the file
+    plays while it downloads. ``fps`` (default 25, the TTA video's) and ``sample_rate`` in
+    Hz (default 16000) describe the input.
+
+    Raises:
+        AvatarError: PyAV is not installed (the message names the ``media`` extra), or
+            FFmpeg cannot open the output.
+        ValidationError: ``fps`` is not an integer from 1 to 240, or ``sample_rate`` is
+            not between 1000 and 384000.
+        ValidationError: the temp file cannot be created (a missing directory, no permission).
     """
 
     def __init__(
@@ -60,7 +70,9 @@ class Mp4Writer(Sink):
         if not 1_000 <= sample_rate <= 384_000:
             raise ValidationError("sample_rate", sample_rate, "must be between 1000 and 384000")
         self.fps = fps
+        """Video frames per second: frame *i* is stamped at ``i / fps`` seconds."""
         self.sample_rate = sample_rate
+        """Sample rate of the PCM given to :meth:`write_audio`, in Hz."""
         self._partial = Partial(path)
         suffix = self._partial.path.suffix.lower()
         fmt = "mov" if suffix == ".mov" else "mp4"
@@ -79,20 +91,37 @@ class Mp4Writer(Sink):
         self._pending_bytes = 0
         self._odd = b""  # a byte of a sample split across two writes
         self._closed: Path | None = None
-        self.video_frames = 0  # access units received, muxed or not
-        self.video_written = 0  # access units muxed
-        self.audio_samples = 0  # samples handed to the AAC encoder
+        self.video_frames = 0
+        """Access units received so far, muxed or not (they set the video's clock)."""
+        self.video_written = 0
+        """Access units muxed so far (those from the first keyframe on)."""
+        self.audio_samples = 0
+        """Samples handed to the AAC encoder so far (silence padding included)."""
         self.width = 0
+        """Picture width in pixels, read from the first keyframe's SPS (0 until then)."""
         self.height = 0
+        """Picture height in pixels, read from the first keyframe's SPS (0 until then)."""
 
     @property
     def path(self) -> Path:
+        """The target file; it exists only once :meth:`close` has succeeded."""
         return self._partial.path
 
     # -- writing ---------------------------------------------------------------------------
 
     def write_video(self, au: bytes | bytearray | memoryview) -> None:
-        """Add the next frame: one complete H.264 access unit, Annex-B."""
+        """Add the next frame: one complete H.264 access unit, Annex-B.
+
+        Muxed as one packet at ``index / fps`` without re-encoding. Until a keyframe with
+        its SPS arrives, units are counted (they keep the clock) but not written; the
+        first one fixes the picture size and flushes the audio held back.
+
+        Raises:
+            AvatarError: the writer is closed or aborted, the picture size cannot be read
+                from the SPS, or FFmpeg refuses the packet.
+            ValidationError: writing the temp file failed (a full disk); it stays until
+                :meth:`abort`.
+        """
         self._check_open()
         index = self.video_frames
         self.video_frames += 1
@@ -116,7 +145,18 @@ class Mp4Writer(Sink):
             self.video_written += 1
 
     def write_audio(self, pcm: bytes | bytearray | memoryview) -> None:
-        """Add PCM (s16le mono at ``sample_rate``), contiguous with what came before."""
+        """Add PCM (s16le mono at ``sample_rate``), contiguous with what came before.
+
+        Encoded to AAC and muxed at once; any length is taken (a byte of a split sample
+        waits for the next call). Before the first keyframe the audio is held in memory,
+        at most 60 s; past that the file is started audio-only and later video is
+        ignored.
+
+        Raises:
+            AvatarError: the writer is closed or aborted, or FFmpeg fails to encode.
+            ValidationError: writing the temp file failed (a full disk); it stays until
+                :meth:`abort`.
+        """
         self._check_open()
         data = self._odd + bytes(pcm)
         cut = len(data) & ~1
@@ -177,7 +217,15 @@ class Mp4Writer(Sink):
     def close(self) -> Path:
         """Finish the file (flush AAC, write the index) and move it into place (idempotent).
 
-        Raises :class:`AvatarError` when nothing was written.
+        Pads the audio with silence to the end of the last video frame, flushes the AAC
+        encoder, writes the index at the front and renames the temp file to
+        :attr:`path`; returns it. Audio with no usable video makes an audio-only file. A
+        second call returns the same path.
+
+        Raises:
+            AvatarError: the writer was aborted, nothing was recorded (no audio and no
+                keyframe), or FFmpeg fails; the temp file is then removed.
+            ValidationError: writing or renaming failed; the temp file is then removed.
         """
         if self._closed is not None:
             return self._closed
@@ -203,7 +251,14 @@ class Mp4Writer(Sink):
             raise
 
     def abort(self) -> None:
-        """Discard the unfinished file; idempotent, a no-op after :meth:`close`."""
+        """Discard the unfinished file; idempotent, a no-op after :meth:`close`.
+
+        Closes the container (its errors ignored), drops the held-back audio and removes
+        the ``.partial`` temp file; :attr:`path` is never touched.
+
+        Raises:
+            ValidationError: removing the temp file failed (rare: no permission).
+        """
         out, self._out = self._out, None
         self._pending_audio = []
         if out is not None:
@@ -211,7 +266,8 @@ class Mp4Writer(Sink):
                 out.close()
         self._vstream = self._astream = None
         if self._closed is None:
-            self._partial.discard()
+            with disk_errors(self.path):
+                self._partial.discard()
 
     def _check_open(self) -> None:
         if self._out is None:
@@ -221,7 +277,8 @@ class Mp4Writer(Sink):
     def _errors(self) -> Iterator[None]:
         try:
             yield
+        except OSError as exc:  # PyAV's file errors are OSErrors too: the disk's fault
+            with disk_errors(self.path):
+                raise exc from None
         except self._av.FFmpegError as exc:
-            if isinstance(exc, OSError):  # PyAV's file errors are OSErrors too: keep them so
-                raise
             raise AvatarError(f"{self.path.name}: {exc}") from exc

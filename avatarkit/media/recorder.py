@@ -52,16 +52,23 @@ _INLINE_BYTES: Final = 4 << 20
 class Recording:
     """What a finished :class:`Recorder` wrote.
 
-    ``audio_seconds`` counts the PCM received plus the silence inserted to keep audio in
-    step with the video between utterances; ``video_frames`` the access units received.
+    Returned by :meth:`Recorder.aclose` / :meth:`Recorder.close`; every path in it names
+    a finished file.
     """
 
     path: Path
+    """The media file (``.mp4``/``.mov``, ``.h264`` or ``.wav``), as given."""
     audio: Path | None
+    """The extra ``.wav`` of the PCM, or ``None`` when none was asked for."""
     subtitles: Path | None
+    """The ``.srt``/``.vtt`` file, or ``None`` when none was asked for."""
     audio_seconds: float
+    """Seconds of audio: the PCM received plus the silence inserted to keep the audio in
+    step with the video between utterances."""
     video_frames: int
+    """Video access units received (25 per second of video at the default ``fps``)."""
     subtitle_cues: int
+    """Cues in the subtitle file (0 without one)."""
 
     @property
     def files(self) -> tuple[Path, ...]:
@@ -97,7 +104,19 @@ class Recorder(Sink):
     Between utterances the audio is padded with silence up to the video's clock (at each
     ``VoiceStart``), so that audio, video and subtitle times stay on one timeline. Attach
     the recorder when the stream opens: subtitle times are the stream's, and video before
-    the first keyframe is dropped.
+    the first keyframe is dropped. ``fps`` (default 25) and ``sample_rate`` in Hz
+    (default 16000) are the stream's video rate and PCM rate: TTA's defaults. Used as
+    ``async with`` (or ``with``), the files are finished on a clean exit and removed on an
+    exception.
+
+    Raises:
+        ValidationError: a suffix not listed above, ``fps`` not an integer from 1 to 240,
+            ``sample_rate`` not between 1000 and 384000, or two of the paths the same.
+        ValidationError: the subtitles file's directory does not exist (checked now,
+            not after the media is finished).
+        AvatarError: ``.mp4``/``.mov`` without PyAV (the message names the ``media``
+            extra).
+        ValidationError: a temp file cannot be created; those already created are removed.
     """
 
     def __init__(
@@ -120,7 +139,9 @@ class Recorder(Sink):
         if sub_path is not None:
             _suffix(sub_path, SUBTITLE_SUFFIXES, "subtitles")
             if not sub_path.parent.is_dir():  # fail now, not after the media is finished
-                raise FileNotFoundError(f"no such directory: {str(sub_path.parent)!r}")
+                raise ValidationError(
+                    "subtitles", str(sub_path), "cannot be written: no such directory"
+                )
         if wav_path is not None:
             _suffix(wav_path, (".wav",), "audio")
         paths = [p.resolve() for p in (target, sub_path, wav_path) if p is not None]
@@ -128,7 +149,10 @@ class Recorder(Sink):
             raise ValidationError("path", str(target), "path, subtitles and audio must differ")
 
         self.fps = fps
+        """Video frames per second of the stream: the video's clock, which silence padding
+        and subtitle times without their own follow."""
         self.sample_rate = sample_rate
+        """Sample rate of the stream's PCM (16-bit mono), in Hz."""
         self._target = target
         self._sub_path = sub_path
         self._wav_path = wav_path
@@ -185,14 +209,48 @@ class Recorder(Sink):
     # -- feeding ---------------------------------------------------------------------------
 
     def feed(self, event: Event) -> None:
-        """Take one event (any type; non-media events are ignored). Cheap, synchronous."""
+        """Take one event (any type; non-media events are ignored). Cheap, synchronous.
+
+        Copies the payload into the pending batch; once 1 s of media (or 4 MiB) is
+        pending, writes it on the calling thread (blocking an event loop that long).
+
+        Raises:
+            AvatarError: the recorder is closing, closed or aborted, or an earlier write
+                failed (chained to that error); or writing this batch failed (an FFmpeg
+                error, a WAV past 4 GiB).
+            ValidationError: writing this batch failed (a full disk).
+
+        A failed write removes every unfinished file, and every later call raises
+        :class:`AvatarError`.
+        """
         self._accept(event)
         if self._due(_INLINE_MS, _INLINE_BYTES):
             self._enqueue()
             self._drain()
 
     async def afeed(self, event: Event) -> None:
-        """Take one event; every ~0.5 s of media, write the batch in a worker thread."""
+        """Take one event; every ~0.5 s of media, write the batch in a worker thread.
+
+        Copies the payload into the pending batch; once 0.5 s of media (or 1 MiB) is
+        pending, the batch is written by ``anyio.to_thread`` while the loop goes on.
+        Batches are written in event order.
+
+        Raises:
+            AvatarError: the recorder is closing, closed or aborted, or an earlier write
+                failed (chained to that error); or writing this batch failed (an FFmpeg
+                error, a WAV past 4 GiB).
+            ValidationError: writing this batch failed (a full disk).
+
+        A failed write removes every unfinished file, and every later call raises
+        :class:`AvatarError`.
+
+        Cancellation:
+            The event is always taken. Cancelled before the worker thread starts, the
+            batch stays queued and the next ``afeed``/``feed``/``aclose`` writes it;
+            once the thread runs, the cancellation waits for it to finish the batch (the
+            thread is never abandoned). The recorder stays open: leave its ``async
+            with`` (which then removes the files) or call :meth:`abort`.
+        """
         self._accept(event)
         if self._due(_BATCH_MS, _BATCH_BYTES):
             self._enqueue()
@@ -275,14 +333,45 @@ class Recorder(Sink):
     # -- finishing -------------------------------------------------------------------------
 
     async def aclose(self) -> Recording:
-        """Write what is pending and finish every file, in a worker thread (idempotent)."""
+        """Write what is pending and finish every file, in a worker thread (idempotent).
+
+        Writes the queued batches, closes each writer (each renames its temp file into
+        place), then writes the subtitles; returns the :class:`Recording`. Later calls
+        return the same :class:`Recording`.
+
+        Raises:
+            AvatarError: the recorder was aborted or failed before (chained to that error),
+                is already closing, or an MP4 got nothing to record; or FFmpeg failed.
+            ValidationError: writing or renaming a file failed.
+
+        On a failure the files not yet finished are removed; one already moved into place
+        (the media file when the subtitles fail) stays.
+
+        Cancellation:
+            Shielded: the files are finished (or, on a failure, removed) before the
+            cancellation is delivered, so no temp file is left behind; a later
+            ``aclose()`` returns the :class:`Recording`.
+        """
         if self._result is not None:
             return self._result
         self._begin_close()
-        return await anyio.to_thread.run_sync(self._finish)
+        # Shielded: a cancel before the worker starts would leave the recorder closing
+        # forever, its temp files on disk.
+        with anyio.CancelScope(shield=True):
+            result = await anyio.to_thread.run_sync(self._finish)
+        return result
 
     def close(self) -> Recording:
-        """Like :meth:`aclose`, on the calling thread."""
+        """Like :meth:`aclose`, on the calling thread (blocking it while the files finish).
+
+        Raises:
+            AvatarError: the recorder was aborted or failed before (chained to that error),
+                is already closing, or an MP4 got nothing to record; or FFmpeg failed.
+            ValidationError: writing or renaming a file failed.
+
+        On a failure the files not yet finished are removed; one already moved into place
+        stays.
+        """
         if self._result is not None:
             return self._result
         self._begin_close()
@@ -320,7 +409,15 @@ class Recorder(Sink):
             return self._result
 
     def abort(self) -> None:
-        """Stop and remove every unfinished file; idempotent, a no-op once closed."""
+        """Stop and remove every unfinished file; idempotent, a no-op once closed.
+
+        Drops the pending and queued media and aborts every writer (each removes its
+        ``.partial`` temp file; no target path is touched). If a worker thread is writing
+        a batch, waits for it first. The recorder cannot be used afterwards.
+
+        Raises:
+            ValidationError: a writer failed to flush or remove its temp file (rare).
+        """
         with self._lock:
             if self._state in ("closed", "failed", "aborted"):
                 return

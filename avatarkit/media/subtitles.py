@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Final
 
 from avatarkit.errors import ValidationError
-from avatarkit.media._atomic import Partial
+from avatarkit.media._atomic import Partial, disk_errors
 from avatarkit.tta.events import AllSubtitles, Event, SubtitleItem, SubtitleOff, SubtitleOn
 
 __all__ = ["SUBTITLE_SUFFIXES", "SubtitleTrack"]
@@ -37,6 +37,8 @@ class SubtitleTrack:
     them when it arrives (it is the service's final word on the timing). Times are the
     events' own ``start_ms``/``end_ms`` (the stream's media timeline); when an event lacks
     them, ``now_ms`` given to :meth:`add` (the caller's media clock) stands in.
+    ``items`` seeds the track with cues already known (``SubtitleItem`` objects, times in ms).
+    Everything stays in memory (a few bytes per line) until :meth:`write`.
     """
 
     def __init__(self, items: Iterable[SubtitleItem] = ()) -> None:
@@ -46,14 +48,22 @@ class SubtitleTrack:
 
     @classmethod
     def from_events(cls, events: Iterable[Event]) -> SubtitleTrack:
-        """A track built from a sequence of events (e.g. ``await utterance.collect()``)."""
+        """A track built from a sequence of events (e.g. ``await utterance.collect()``).
+
+        Each event goes through :meth:`add`, with no ``now_ms``. Raises nothing.
+        """
         track = cls()
         for event in events:
             track.add(event)
         return track
 
     def add(self, event: Event, *, now_ms: int | None = None) -> None:
-        """Take a ``SubtitleOn``, ``SubtitleOff`` or ``AllSubtitles``; ignore anything else."""
+        """Take a ``SubtitleOn``, ``SubtitleOff`` or ``AllSubtitles``; ignore anything else.
+
+        An ``On`` opens a cue (closing a previous one still open at its start), an ``Off``
+        closes it; ``AllSubtitles`` replaces the paired cues. ``now_ms`` stands in for a
+        time the event lacks; a cue with no time at all is dropped. Raises nothing.
+        """
         if isinstance(event, AllSubtitles):
             self._all = tuple(event.subtitles)
         elif isinstance(event, SubtitleOn):
@@ -97,7 +107,11 @@ class SubtitleTrack:
         return len(self.cues)
 
     def to_srt(self) -> str:
-        """SubRip text: 1-based cues, ``HH:MM:SS,mmm`` times, a blank line between cues."""
+        """SubRip text: 1-based cues, ``HH:MM:SS,mmm`` times, a blank line between cues.
+
+        Blank lines inside a cue's text are removed (they would end it early); an empty
+        track gives ``""``. Raises nothing.
+        """
         blocks = []
         for n, c in enumerate(self.cues, 1):
             start, end = _timestamp(c.start_ms, ","), _timestamp(c.end_ms, ",")
@@ -105,7 +119,11 @@ class SubtitleTrack:
         return "\n".join(blocks)
 
     def to_vtt(self) -> str:
-        """WebVTT text: the ``WEBVTT`` header, then ``HH:MM:SS.mmm`` cues."""
+        """WebVTT text: the ``WEBVTT`` header, then ``HH:MM:SS.mmm`` cues.
+
+        ``&``, ``<`` and ``>`` in the text are escaped (WebVTT cue text is markup); blank
+        lines inside a cue are removed. Raises nothing.
+        """
         blocks = ["WEBVTT\n"]
         for c in self.cues:
             # Cue text is HTML-like in WebVTT: escape the characters that start markup.
@@ -115,7 +133,13 @@ class SubtitleTrack:
         return "\n".join(blocks)
 
     def render(self, path: str | os.PathLike[str]) -> str:
-        """The text for ``path``'s format, chosen by its suffix (``.srt`` or ``.vtt``)."""
+        """The text for ``path``'s format, chosen by its suffix (``.srt`` or ``.vtt``).
+
+        Nothing is written; ``path`` only names the format.
+
+        Raises:
+            ValidationError: the suffix is neither ``.srt`` nor ``.vtt`` (any case).
+        """
         suffix = Path(path).suffix.lower()
         if suffix == ".srt":
             return self.to_srt()
@@ -124,13 +148,23 @@ class SubtitleTrack:
         raise ValidationError("subtitles", str(path), "the file name must end in .srt or .vtt")
 
     def write(self, path: str | os.PathLike[str]) -> Path:
-        """Write the track to ``path`` (UTF-8; atomically: a temp file renamed at the end)."""
+        """Write the track to ``path`` (UTF-8; atomically: a temp file renamed at the end).
+
+        The text (:meth:`render`) goes to ``.{name}.partial`` beside ``path``, which is then
+        renamed over ``path``; returns ``path``. Lines end in LF.
+
+        Raises:
+            ValidationError: the suffix is neither ``.srt`` nor ``.vtt``; nothing is written.
+            ValidationError: writing or renaming failed (a missing directory, a full disk); the
+                temp file is removed.
+        """
         text = self.render(path)
         partial = Partial(path)
-        try:
-            with open(partial.temp, "w", encoding="utf-8", newline="\n") as f:
-                f.write(text)
-            return partial.commit()
-        except BaseException:
-            partial.discard()
-            raise
+        with disk_errors(path):
+            try:
+                with open(partial.temp, "w", encoding="utf-8", newline="\n") as f:
+                    f.write(text)
+                return partial.commit()
+            except BaseException:
+                partial.discard()
+                raise

@@ -54,28 +54,65 @@ API_PREFIX: Final = "/v1/{project_id}/digital-human-training-manage/user"
 
 
 class JobState(StrEnum):
-    """Job states (Huawei's SDK lists more, and adds new ones: states are kept as str)."""
+    """The states of a training job, as Huawei documents them.
+
+    From the ``state`` of the official ``Show2dModelTrainingJobResponse`` (doc 003
+    names none).  :attr:`Job.state` is a plain ``str`` (compare it with these
+    members): Huawei's SDK lists more states than these (``WAIT_COMPILE``,
+    ``MANUAL_STOP_TRAIN``…) and adds new ones, which are kept as they come.  The usual
+    order is ``WAIT_FILE_UPLOAD`` → ``AUTO_VERIFYING`` / ``MANUAL_VERIFYING`` →
+    ``MANUAL_VERIFY_SUCCESS`` → training-data preprocessing → ``TRAINING`` →
+    ``TRAIN_SUCCESS`` → inference-data preprocessing → … → ``JOB_SUCCESS`` (SPEC
+    §4.1).  The MetaStudio console shows every state from ``MANUAL_VERIFY_SUCCESS`` to
+    ``INFERENCE_DATA_PREPROCESS_FAILED`` as "algorithm training"; Huawei says only
+    administrators act on them.  :attr:`Job.succeeded` and :attr:`Job.failed` sort
+    them into success, failure and neither.
+    """
 
     WAIT_FILE_UPLOAD = "WAIT_FILE_UPLOAD"
+    """Waiting for the files to be uploaded (console: to be submitted); a new job's state."""
     AUTO_VERIFYING = "AUTO_VERIFYING"
+    """The automatic review is checking the material (console: system review)."""
     AUTO_VERIFY_FAILED = "AUTO_VERIFY_FAILED"
+    """The automatic review refused the material; the reason is in the job's
+    ``operation_logs`` (:attr:`Job.review_failure`).  A failure."""
     MANUAL_VERIFYING = "MANUAL_VERIFYING"
+    """A person is reviewing the material (console: system review)."""
     MANUAL_VERIFY_FAILED = "MANUAL_VERIFY_FAILED"
+    """The manual review refused the material (reason in ``operation_logs``).  A failure."""
     MANUAL_VERIFY_SUCCESS = "MANUAL_VERIFY_SUCCESS"
+    """Review passed; waiting for preprocessing resources."""
     WAIT_TRAINING_DATA_PREPROCESS = "WAIT_TRAINING_DATA_PREPROCESS"
+    """Waiting for the training data to be preprocessed."""
     TRAINING_DATA_PREPROCESSING = "TRAINING_DATA_PREPROCESSING"
+    """The training data is being preprocessed."""
     TRAINING_DATA_PREPROCESS_FAILED = "TRAINING_DATA_PREPROCESS_FAILED"
+    """Preprocessing the training data failed.  A failure."""
     TRAINING_DATA_PREPROCESS_SUCCESS = "TRAINING_DATA_PREPROCESS_SUCCESS"
+    """The training data is preprocessed; waiting for training resources."""
     TRAINING = "TRAINING"
+    """The model is being trained."""
     TRAIN_FAILED = "TRAIN_FAILED"
+    """Training failed.  A failure."""
     TRAIN_SUCCESS = "TRAIN_SUCCESS"
+    """Training is done; waiting for (inference-data) preprocessing resources."""
     INFERENCE_DATA_PREPROCESSING = "INFERENCE_DATA_PREPROCESSING"
+    """The inference data is being preprocessed."""
     INFERENCE_DATA_PREPROCESS_FAILED = "INFERENCE_DATA_PREPROCESS_FAILED"
+    """Preprocessing the inference data failed.  A failure."""
     WAIT_USER_CONFIRM = "WAIT_USER_CONFIRM"
+    """Waiting for the user to accept the training's result (NA whitelisted users only)."""
     JOB_SUCCESS = "JOB_SUCCESS"
+    """The job is complete and the model usable: the end state of an ordinary user's job.
+    A success."""
     JOB_REJECT = "JOB_REJECT"
+    """The user rejected the result (NA whitelisted users only).  A failure."""
     JOB_PENDING = "JOB_PENDING"
+    """The job is suspended (NA whitelisted users only).  Neither success nor failure:
+    :meth:`MetaStudio.wait` keeps polling."""
     JOB_FINISH = "JOB_FINISH"
+    """The job is over, for good (the state cannot change again): the end state of an NA
+    user's job, meaning the user accepted the model.  A success."""
 
 
 def is_success(state: str) -> bool:
@@ -124,9 +161,18 @@ MAX_NAME: Final = 64
 
 
 class VoiceProperties(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The voice settings of a Flexus (basic edition) job (doc 003 table 4).
+
+    The standard edition's voice does not support them.  ``None`` (or ``""``) means
+    "not given": the field is left out of the body.
+    """
+
     job_tag: str | None = None
+    """What the voice is for: ``ECOMMERCE`` (e-commerce), ``NEWS`` or ``MARKETING``."""
     sex: str | None = None
+    """The voice's gender: ``FEMALE`` (the service's default) or ``MALE``."""
     language: str | None = None
+    """The training language: ``CN`` or ``EN`` (doc 003: only Chinese is supported for now)."""
 
 
 class CreateJobRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -213,18 +259,41 @@ def check_create_request(req: CreateJobRequest) -> CreateJobRequest:
 
 
 class CreateJobResponse(msgspec.Struct, kw_only=True):
-    """200 answer of ``POST /jobs``: the job id and single-use presigned upload URLs."""
+    """200 answer of ``POST /jobs``: the job id and single-use presigned upload URLs.
+
+    Each URL takes one ``PUT`` and stops working once the file (or part) is uploaded
+    (doc 003 table 6).  The URLs' query strings are credentials: the ``repr`` shows only
+    the job id and the number of video parts.  A URL the service did not give is
+    ``None``; a list it did not give is empty.
+    """
 
     job_id: str
+    """The new job's id (the ``job_id`` of every later call)."""
     training_video_upload_url: list[str] = []
+    """One URL per part of the one training video (``video_multipart_count`` of them), so
+    that the file's parts can be PUT concurrently (``Content-Type:
+    application/octet-stream``).  The video must be MP4, 1080p or 4K (landscape or
+    portrait), 3 to 10 minutes long, or the review refuses it."""
     action_video_upload_url: list[str] = []
+    """One URL per part of the action video (``action_video_multipart_count``); the same
+    rules as the training video (``application/octet-stream``)."""
     audio_upload_url: str | None = None
+    """Where to PUT the audio training data, a zip (``Content-Type: application/zip``)."""
     cover_upload_url: str | None = None
+    """Where to PUT the model's cover image (``application/octet-stream``)."""
     id_card_image1_upload_url: str | None = None
+    """Where to PUT a photo of the ID card's front (``application/octet-stream``); users
+    who are not NA users must upload it, or the review fails."""
     id_card_image2_upload_url: str | None = None
+    """Where to PUT a photo of the ID card's back (``application/octet-stream``); users
+    who are not NA users must upload it, or the review fails."""
     grant_file_upload_url: str | None = None
+    """Where to PUT the letter of authorization (``application/octet-stream``); users who
+    are not NA users must upload it, or the review fails."""
     pre_beauty_image_upload_url: str | None = None
+    """Where to PUT the image before skin whitening (``application/octet-stream``)."""
     post_beauty_image_upload_url: str | None = None
+    """Where to PUT the image after skin whitening (``application/octet-stream``)."""
 
     def __repr__(self) -> str:  # presigned URLs carry credentials in their query strings
         parts = len(self.training_video_upload_url)
@@ -235,8 +304,11 @@ class CommentData(msgspec.Struct, kw_only=True, omit_defaults=True):
     """The official ``CommentData`` (a command's comment)."""
 
     comment_title: str | None = None
+    """The comment's title."""
     comment_message: str | None = None
+    """The comment's message."""
     attachment_name: list[str] | None = None
+    """The names of the comment's attachments."""
 
 
 class CommandRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -256,6 +328,7 @@ class MultipartData(msgspec.Struct, kw_only=True):
 
     @property
     def number(self) -> int:
+        """``part_number`` as an int (1-based)."""
         return int(self.part_number)
 
 
@@ -267,16 +340,26 @@ class ErrorBody(msgspec.Struct, kw_only=True):
 
 
 class CommandResult(msgspec.Struct, kw_only=True):
-    """The command's answer; the misspellings are the service's own."""
+    """The answer of ``POST /jobs/{job_id}/command`` (Execute2dModelTrainingCommandByUser).
+
+    The misspellings (``commond``, ``excute``) are the service's own.
+    """
 
     commond_result: str = ""
+    """``EXCUTE_SUCCESS`` (the command was accepted) or ``EXCUTE_FAILED``; ``""`` if absent."""
     attachment_upload_url: list[str] = []
+    """Presigned URLs to upload the command's attachments to."""
     multipart_data: list[MultipartData] = []
+    """The parts of the video the service has received (``GET_MULTIPART_UPLOADED``), each a
+    ``part_number`` and ``etag``."""
     excute_failed_msg: str | None = None
+    """Why the command failed, when it did."""
     error_info: ErrorBody | None = None
+    """The error (``error_code``, ``error_msg``), when the service gives one."""
 
     @property
     def ok(self) -> bool:
+        """Whether the command was accepted (``commond_result == "EXCUTE_SUCCESS"``)."""
         return self.commond_result == "EXCUTE_SUCCESS"
 
 
@@ -299,29 +382,61 @@ class Job(msgspec.Struct, kw_only=True):
     ``TrainingJobBasicInfo``).  Unknown fields are ignored."""
 
     job_id: str
+    """The job's id."""
     name: str | None = None
+    """The avatar model's name; it also names the model asset in the asset library."""
     state: str = ""
+    """The job's state: a :class:`JobState` value, kept as ``str`` since the service adds
+    states (``""`` if absent)."""
     asset_id: str | None = None
+    """The id of the model asset."""
     project_id: str | None = None
+    """The id of the project the model asset belongs to."""
     contact: str | None = None
+    """The phone number of the job's creator."""
     batch_name: str | None = None
+    """The job's batch name."""
     tags: list[str] | None = None
+    """The job's tags."""
     model_version: str | None = None
+    """The model version: ``V3.2`` (the default) or ``V3.3`` (the model of fast Flexus
+    jobs); V3 and V2 are retired."""
     matting_type: str | None = None
+    """How the person is cut out of the background: ``AI`` (the default) or ``MANUAL``."""
     model_resolution: str | None = None
+    """``1080P`` (the default: outputs 1080P and 720P video) or ``4K`` (outputs 4K, 1080P
+    and 720P)."""
     app_user_id: str | None = None
+    """The third-party user id, when the job was created with an ``X-App-UserId`` header."""
     create_time: str | None = None
+    """When the job was created: RFC 3339 text, such as ``"2020-07-30T10:43:17Z"``."""
     last_update_time: str | None = None
+    """When the user last created or resubmitted the job (RFC 3339 text)."""
     is_background_replacement: bool | None = None
+    """Whether the avatar's background is replaced (needs footage shot on a green
+    screen)."""
     is_flexus: bool | None = None
+    """Whether this is a Flexus (basic edition) training."""
     is_live_copy: bool | None = None
+    """Whether this is a live-room replication job."""
     is_fast_flexus: bool | None = None
+    """Whether this is a fast Flexus job."""
     is_only_human_model: bool | None = None
+    """Whether only the appearance model is trained, not the voice (Flexus jobs only)."""
     is_ondemand_resource: bool | None = None
+    """Whether the job runs on on-demand resources."""
     audio_source_type: str | None = None
+    """Where the voice comes from: ``VIDEO`` (extracted from the video) or ``AUDIO``
+    (uploaded on its own)."""
     voice_properties: VoiceProperties | None = None
+    """The voice settings of a Flexus job."""
     supported_service: list[str] | None = None
+    """What the model is for: ``VIDEO_2D``, ``LIVE_2D``, ``CHAT_2D`` (a Flexus avatar:
+    ``VIDEO_2D`` only)."""
     operation_logs: list[OperationLog] | None = None
+    """The job's operation log: one entry per event (created, submitted, review
+    failed…), each with its time, type, description, who acted and an error code;
+    :attr:`review_failure` reads the review's reason from it."""
 
     @property
     def review_failure(self) -> str | None:
@@ -333,13 +448,24 @@ class Job(msgspec.Struct, kw_only=True):
 
     @property
     def succeeded(self) -> bool:
+        """Whether the model is usable: the state is ``JOB_SUCCESS`` or ``JOB_FINISH``."""
         return is_success(self.state)
 
     @property
     def failed(self) -> bool:
+        """Whether the job stopped short of success: a ``*_FAILED`` state, ``JOB_REJECT``
+        or a ``MANUAL_STOP_*`` state (:meth:`MetaStudio.wait` then raises
+        :class:`~avatarkit.errors.TrainingFailed`)."""
         return is_failed(self.state)
 
 
 class JobList(msgspec.Struct, kw_only=True):
+    """A page of the project's jobs, as ``GET /jobs`` (List2dModelTrainingJob) answers."""
+
     count: int = 0
+    """The number of training jobs, as the service reports it (0 if absent)."""
     jobs: list[Job] = []
+    """The page's jobs.  Each carries the list's subset of fields
+    (``TrainingJobBasicInfo``), which lacks ``operation_logs``, ``voice_properties``,
+    ``audio_source_type`` and ``supported_service`` (``None`` unless the service sends
+    them); ask :meth:`MetaStudio.status` for the whole job."""

@@ -134,11 +134,20 @@ class PresignedUpload:
         part_number: int | None = None,
     ) -> None:
         self.url = url
+        """The single-use presigned URL to ``PUT`` to; its query is a credential (the
+        ``repr`` shows it redacted)."""
         self.path = path
+        """The local file the bytes are read from."""
         self.offset = offset
+        """Where the range starts in the file, in bytes."""
         self.length = length
+        """How many bytes are PUT from ``offset`` on (the ``Content-Length``)."""
         self.content_type = content_type
+        """The ``Content-Type`` header doc 003 asks for: ``application/octet-stream``, or
+        ``application/zip`` for the audio."""
         self.part_number = part_number
+        """The 1-based number of the part among the video's parts (a whole file is part
+        1); ``None`` if not given."""
 
     def __repr__(self) -> str:
         return (
@@ -280,14 +289,25 @@ class MetaStudio:
         for secret in (ak, sk, token):
             register_secret(secret)
         self.project_id = project_id
+        """The Huawei Cloud project id: in every API path and the ``X-Project-Id`` header."""
         self.endpoint = endpoint.rstrip("/")
+        """The API's base URL, without a trailing ``/``: ``endpoint`` as given, or
+        ``https://metastudio.{region}.myhuaweicloud.com``."""
         self._ak, self._sk, self._token = ak, sk, token
         self.app_user_id = app_user_id
+        """The third-party user id sent as ``X-App-UserId`` on every API call (doc 003:
+        no Chinese characters), or ``None``."""
         self.retry = retry or RetryPolicy()
+        """How API calls are retried (connection failures, timeouts, 5xx, 429); default
+        :class:`~avatarkit.RetryPolicy`'s defaults."""
         self.upload_retry = upload_retry or RetryPolicy(
             attempts=6, base_delay=0.5, max_delay=10.0, total_timeout=900.0
         )
+        """How each presigned PUT is retried; default 6 attempts, 0.5 to 10 s apart,
+        900 s in all."""
         self.max_concurrency = max_concurrency
+        """The most PUTs of one video's parts in flight at once, per :meth:`upload`
+        (default 8)."""
         self._timeout = check_timeout(timeout)
         self._http = http_client
         self._own_http = http_client is None
@@ -375,10 +395,7 @@ class MetaStudio:
     async def aclose(self) -> None:
         """Cancel the uploads still iterated, then close the HTTP client (if it is ours).
 
-        Idempotent; may run in another task than :meth:`open`.
-
-        Raises:
-            Nothing of its own.
+        Idempotent; may run in another task than :meth:`open`.  Raises nothing of its own.
 
         Cancellation:
             Shielded: closing always completes.

@@ -62,6 +62,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from urllib.parse import quote, unquote, urlsplit
 
+from avatarkit._redact import redact_url
 from avatarkit.errors import AuthenticationError, ValidationError
 
 __all__ = [
@@ -271,7 +272,10 @@ def _utc_naive(moment: datetime | None) -> datetime:
 
 def _split_url(url: str) -> tuple[str, str, str]:
     """``(host, path, query)`` of ``url``; the host keeps its port, drops any userinfo."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # an unclosed "[" of an IPv6 host, say
+        raise ValidationError("url", redact_url(url), f"cannot be parsed: {exc}") from None
     host = parts.netloc.rpartition("@")[2]
     return host, parts.path, parts.query
 
@@ -298,6 +302,12 @@ def sign(
 
     An ``X-Sdk-Date`` already in ``headers`` is kept and signed, as the
     reference does: pass fresh headers to re-sign a retried request.
+
+    Raises:
+        ValidationError: ``ak`` or ``sk`` is empty (the SK is never shown); ``headers``
+            already hold an ``Authorization``; their ``X-Sdk-Date`` is not
+            ``YYYYMMDDTHHMMSSZ``; ``url`` has no host and ``headers`` no ``Host``;
+            or ``url`` cannot be parsed at all (an unclosed ``[`` of an IPv6 host).
     """
     if not ak:
         raise ValidationError("ak", ak, "is required")

@@ -45,8 +45,10 @@ class AudioDrive:
         self._utterance: Utterance | None = None
         self._scope = anyio.CancelScope()
         self._failure: Exception | None = None
-        self.bytes_sent = 0  # 16 kHz mono PCM bytes handed to the socket
-        self.frames_sent = 0  # |CTL|08| frames, the tail included
+        self.bytes_sent = 0
+        """16 kHz mono PCM bytes handed to the socket so far."""
+        self.frames_sent = 0
+        """``|CTL|08|`` frames sent so far, the tail included."""
 
     def __aiter__(self) -> AudioDrive:
         return self
@@ -84,8 +86,28 @@ class AudioDrive:
             raise
 
     async def aclose(self) -> None:
-        """Stop sending (the rest of the audio is not sent)."""
+        """Stop sending (the rest of the audio is not sent).  Raises nothing.
+
+        Cancellation:
+            Safe: it does not wait.
+        """
         self._scope.cancel()
 
     async def collect(self) -> list[ev.Event]:
+        """Send all the audio and return every event it caused, to its voice_end.
+
+        Raises:
+            ValidationError: the source's audio format is unsupported.
+            OSError: the WAV file could not be read.
+            ServiceError: the service refused the audio (its ``|MSG|`` code).
+            TimeoutError: the service was silent past ``idle_timeout``.
+            ConnectionLost: the connection dropped.
+            StreamClosed: the stream is not open.
+
+        A source iterable's own exception ends the iteration as it is.
+
+        Cancellation:
+            Sending stops with the iteration (the rest of the audio is not sent);
+            the stream stays open.
+        """
         return [event async for event in self]

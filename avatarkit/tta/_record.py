@@ -31,6 +31,7 @@ class StreamRecording:
         self._taps = taps
         self._recorder = recorder
         self.result: RecordingResult | None = None
+        """The files written, once the block has ended without an error (else None)."""
 
     async def __aenter__(self) -> StreamRecording:
         self._taps.append(self._recorder)

@@ -57,6 +57,7 @@ class TtaClient:
         self._owner = owner
         self._ws = ws
         self.limits = limits or StreamLimits()
+        """The bounds each stream starts with (the session's ``stream_limits``)."""
         self._base_url = base_url
         self._appid = appid
         self._token = token
@@ -101,6 +102,14 @@ class TtaClient:
         None disables), ``queue_size``/``buffer_bytes`` (events and payload bytes
         buffered before reading pauses), ``max_frame_bytes``, ``open_timeout``,
         ``close_timeout``.
+
+        Nothing is sent until the stream is opened (``async with`` or ``await``);
+        what opening raises is in :meth:`TtaStream.open`.
+
+        Raises:
+            ValidationError: a config field or limit breaks its rule (the error
+                names the field, the value and the rule), the role is a near miss
+                of a catalog role, or ``dimension`` is not ``'2d'``/``'3d'``.
         """
         overrides: dict[str, Any] = {
             name: value

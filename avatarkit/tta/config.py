@@ -88,8 +88,8 @@ __all__ = [
     "make_config",
 ]
 
-# Voices listed in doc 001 §2.1.1; a cloned voice's id works too, so these are
-# hints, not a whitelist.
+#: Voices listed in doc 001 §2.1.1 (BV009_DPE_ParaTaco is the service's default); a
+#: cloned voice's id works too, so these are hints, not a whitelist.
 KNOWN_VOICES: Final = (
     "BV405",
     "BV418",
@@ -101,12 +101,17 @@ KNOWN_VOICES: Final = (
     "BV008_DPE_ParaTaco",
     "BV419",
 )
-# Stock roles; a trained digime's conf_name is also a valid role.
+#: Stock 2D roles (doc 001 §2.1.1); a trained digime's conf_name is also a valid role.
 KNOWN_ROLES_2D: Final = ("GuoXiaoyuan", "XiaoHuan")
+#: Stock 3D roles (doc 001 §2.1.1); the 3D endpoint is used for them.
 KNOWN_ROLES_3D: Final = ("COCO",)
+#: ``codec`` values: offline production formats; webm and mov carry an alpha channel.
 CODECS: Final = ("mp4", "webm", "mov")
+#: ``input_mode`` values: ``text`` (the service's default) or ``audio``.
 INPUT_MODES: Final = ("text", "audio")
+#: Video width in pixels when neither side is given (1080×1920 portrait, doc 001 §2.1.1).
 DEFAULT_WIDTH: Final = 1080
+#: Video height in pixels when neither side is given.
 DEFAULT_HEIGHT: Final = 1920
 
 _MIN_SIDE: Final = 240
@@ -128,45 +133,101 @@ _RANGES: Final[dict[str, tuple[float, float | None]]] = {
 
 
 class Logo(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """Logo overlay; the doc requires every field once ``logo`` is present."""
+    """Logo overlay; the doc requires every field once ``logo`` is present (doc 001 §2.1.1).
+
+    Every field is required (no defaults); sizes and offsets are integers in pixels
+    (a bool is refused).
+    """
 
     logo_url: str
+    """URL of the logo image, http:// or https://.  ``""`` makes the service ignore the
+    logo; the sizes may then be 0 (but not negative)."""
     logo_top_offset: int
+    """Distance of the logo from the top edge of the video, in pixels; >= 0."""
     logo_left_offset: int
+    """Distance of the logo from the left edge of the video, in pixels; >= 0."""
     logo_width: int
+    """Logo width in pixels; > 0 when ``logo_url`` is set (>= 0 when it is ``""``)."""
     logo_height: int
+    """Logo height in pixels; > 0 when ``logo_url`` is set (>= 0 when it is ``""``)."""
 
 
 class VideoConfig(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """Output video: resolution, I-frame interval, subtitles (offline only)."""
+    """Output video: resolution, I-frame interval, subtitles (offline only).
+
+    Every field defaults to ``None``: left out of the JSON, so the service's default
+    applies.  Doc 001 §2.1.1 names 1080p, 720p and 480p (landscape: the sides swapped);
+    the SDK checks only the range of each side.
+    """
 
     video_width: int | None = None
+    """Frame width in pixels, 240..1920.  Not given: 1080 if the height is not given
+    either, else ``round(video_height * 9 / 16)`` (16:9 portrait); the derived width must
+    also fall in 240..1920.  :meth:`SessionConfig.checked` fills it in."""
     video_height: int | None = None
+    """Frame height in pixels, 240..1920.  Not given: 1920 if the width is not given
+    either; else ``round(video_width * 9 / 16)`` (16:9 landscape) when the width is over
+    1080, ``round(video_width * 16 / 9)`` (16:9 portrait) otherwise; the derived height
+    must also fall in 240..1920.  :meth:`SessionConfig.checked` fills it in."""
     I_frame_interval: int | None = None
+    """Frames from one I-frame to the next, 25..250; the service's default is 250
+    (doc 001 §2.2.2)."""
     subtitle_control: bool | None = None
+    """True asks for subtitles and their events (``subtitle_on``/``subtitle_off``,
+    ``all_subtitles``).  Offline production only (doc 001 §2.2.4.1): True needs ``codec``
+    and cannot be combined with ``rtc`` or ``rtmp``."""
 
 
 class RoleConf(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """Avatar voice, look, placement and speech prosody."""
+    """Avatar voice, look, placement and speech prosody (doc 001 §2.1.1).
+
+    Every field defaults to ``None``: left out of the JSON, so the service's default
+    applies.  Sizes and offsets are integers in pixels of the video frame; the
+    prosody fields are numbers (int or float; NaN is refused).
+    """
 
     voice_type: str | None = None
+    """Voice id: one of :data:`KNOWN_VOICES` (service default ``BV009_DPE_ParaTaco``) or a
+    cloned voice's id.  Any string is accepted; ``""`` means "not given"."""
     pose_type: str | None = None
+    """The avatar's pose; valid values depend on the role (doc 001 §2.1.2), so any string
+    is accepted; ``""`` means "not given"."""
     clothes_type: str | None = None
+    """The avatar's clothes; valid values depend on the role (doc 001 §2.1.2), so any
+    string is accepted; ``""`` means "not given"."""
     role_width: int | None = None
+    """Width of the avatar in pixels, 100..``video_width`` (the resolved width); the
+    height follows from it.  Too wide and the lower body may leave the frame."""
     role_left_offset: int | None = None
+    """Distance of the avatar from the left edge, in pixels; any integer (the service
+    centres the avatar by default, and lets it leave the frame, so this is not checked)."""
     role_top_offset: int | None = None
+    """Distance of the avatar from the top edge, in pixels; ``0 <= v < video_height``
+    (the resolved height)."""
     speed: float | None = None
+    """Speaking rate, 0.25..3; the service's default is 1.0."""
     pitch: float | None = None
+    """Speaking pitch, 0..10; the service's default is 1.0."""
     volume: float | None = None
+    """Speaking volume, 0..3; the service's default is 1.0."""
 
 
 class RtcConfig(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """ByteRTC room the stream is pushed to (real-time interaction)."""
+    """ByteRTC room the stream is pushed to (real-time interaction, doc 001 §4).
+
+    All four fields are required, each a non-empty string (not only whitespace).
+    ``rtc`` cannot be combined with ``codec``.  ``repr`` and errors never show the token.
+    """
 
     app_id: str
+    """The ByteRTC application id."""
     room: str
+    """The ByteRTC room id the avatar joins."""
     uid: str
+    """The avatar's user id in the room; viewers must join with a different uid."""
     token: str
+    """The ByteRTC token generated for ``room`` and ``uid``; it must stay valid for the
+    whole interaction."""
 
     def __repr__(self) -> str:
         # The token grants access to the room: never show it.
@@ -176,10 +237,16 @@ class RtcConfig(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class RtmpConfig(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """RTMP address the stream is pushed to (live streaming)."""
+    """RTMP address the stream is pushed to (live streaming, doc 001 §4; about 5 s latency).
+
+    Both fields are required.  ``rtmp`` cannot be combined with ``codec``.
+    """
 
     addr: str
+    """The push address, an ``rtmp://`` or ``rtmps://`` URL with a host.  Its path usually
+    holds the stream key, so ``repr`` and errors show only the scheme and host."""
     live_id: str
+    """The RTMP live id; a non-empty string (not only whitespace)."""
 
     def __repr__(self) -> str:
         # The path of an RTMP address usually carries the stream key.
@@ -187,20 +254,49 @@ class RtmpConfig(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class SessionConfig(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """The whole open-session config; ``None`` fields are left out of the JSON."""
+    """The whole open-session config; ``None`` fields are left out of the JSON.
+
+    Fields as in doc 001 §2.1.1 (SPEC §2.3).  Every field but ``role`` defaults to
+    ``None``: not sent, so the service's default applies.  Constructing one checks
+    nothing; :meth:`checked` (or :func:`make_config`) applies the rules below.
+    The three scenarios: offline production (``codec``), real-time interaction (``rtc``)
+    and live streaming (``rtmp``); ``codec`` excludes the other two.
+    """
 
     role: str
+    """Required, non-empty: a catalog role (2D ``GuoXiaoyuan``, ``XiaoHuan``; 3D ``COCO``)
+    or your own avatar's id (a trained digime's conf_name).  Unknown names are sent; only
+    :func:`make_config` (``strict_role``) refuses a near miss of a catalog name."""
     uid: str | None = None
+    """The caller's user id, any string (the doc's demo sends ``avatar_py_demo``)."""
     appid: str | None = None
+    """The account id (doc 001 requires it); ``tta.open`` fills in the session's appid
+    when it is ``None``."""
     background: str | None = None
+    """URL (http:// or https://) of a background image (png/jpg/jpeg/bmp…) or video
+    (flv/mp4/mov/avi).  ``None`` or ``""``: the default background."""
     logo: Logo | None = None
+    """A logo overlay; see :class:`Logo`."""
     video: VideoConfig | None = None
+    """Resolution, I-frame interval and subtitles; ``None``: 1080×1920 portrait.
+    :meth:`checked` returns it with both sides filled in."""
     role_conf: RoleConf | None = None
+    """Voice, look, placement and prosody of the avatar; see :class:`RoleConf`."""
     input_mode: str | None = None
+    """``"text"`` (the service's default: chats are text or SSML) or ``"audio"`` (the
+    avatar speaks audio: ``<audio/>`` chats or ``|CTL|08|`` frames)."""
     codec: str | None = None
+    """Offline production: the file format, ``"mp4"``, ``"webm"`` or ``"mov"`` (webm and
+    mov carry alpha).  Cannot be combined with ``rtc`` or ``rtmp``."""
     output_url: bool | None = None
+    """True: the produced video is delivered as a ``video_url`` event
+    (:class:`~avatarkit.tta.events.VideoUrl`) instead of ``|DAT|03|``/``|DAT|04|`` bytes."""
     rtc: RtcConfig | None = None
+    """Push the stream to a ByteRTC room (real-time interaction, under 1 s latency); see
+    :class:`RtcConfig`."""
     rtmp: RtmpConfig | None = None
+    """Push the stream to an RTMP address (live streaming, about 5 s latency); see
+    :class:`RtmpConfig`."""
 
     @property
     def resolution(self) -> tuple[int, int]:
@@ -211,7 +307,15 @@ class SessionConfig(msgspec.Struct, kw_only=True, omit_defaults=True):
     def checked(self) -> SessionConfig:
         """Validate every rule; return a copy with the video size filled in.
 
-        Raises :class:`ValidationError` at the first violation.
+        Checks the runtime type of every field (the Struct may have been built by
+        hand), then the rules of each field and the scenario rules.  The role is not
+        compared with the catalog (see :func:`make_config`).
+
+        Raises:
+            ValidationError: at the first violation: a required field missing, a field of
+                the wrong type (a nested part given as a dict instead of its Struct, a bool
+                where a number belongs, a string with a lone surrogate) or a rule broken.
+                It names the dotted field, the value (secrets masked) and the rule.
         """
         _check_types(self, "")
         _check_rules(self)
@@ -225,10 +329,14 @@ class SessionConfig(msgspec.Struct, kw_only=True, omit_defaults=True):
 # tests/test_config.py checks that these match the Structs above, key for key.
 
 Codec: TypeAlias = Literal["mp4", "webm", "mov"]
+"""``codec`` values, for type checkers: offline production formats (webm and mov carry alpha)."""
 InputMode: TypeAlias = Literal["text", "audio"]
+"""``input_mode`` values, for type checkers: ``text`` (default) or ``audio``."""
 
 
 class LogoFields(TypedDict):
+    """:class:`Logo`'s fields as a dict (every key required): the ``logo=`` keyword."""
+
     logo_url: str
     logo_top_offset: int
     logo_left_offset: int
@@ -237,6 +345,8 @@ class LogoFields(TypedDict):
 
 
 class VideoFields(TypedDict, total=False):
+    """:class:`VideoConfig`'s fields as a dict (every key optional): the ``video=`` keyword."""
+
     video_width: int | None
     video_height: int | None
     I_frame_interval: int | None
@@ -244,6 +354,8 @@ class VideoFields(TypedDict, total=False):
 
 
 class RoleConfFields(TypedDict, total=False):
+    """:class:`RoleConf`'s fields as a dict (every key optional): the ``role_conf=`` keyword."""
+
     voice_type: str | None
     pose_type: str | None
     clothes_type: str | None
@@ -256,6 +368,8 @@ class RoleConfFields(TypedDict, total=False):
 
 
 class RtcFields(TypedDict):
+    """:class:`RtcConfig`'s fields as a dict (every key required): the ``rtc=`` keyword."""
+
     app_id: str
     room: str
     uid: str
@@ -263,6 +377,8 @@ class RtcFields(TypedDict):
 
 
 class RtmpFields(TypedDict):
+    """:class:`RtmpConfig`'s fields as a dict (every key required): the ``rtmp=`` keyword."""
+
     addr: str
     live_id: str
 
@@ -556,6 +672,10 @@ def check_role_name(role: str) -> None:
 
     Unknown names pass: a trained avatar's conf_name is a valid role that only
     the service knows (doc 001 §二).
+
+    Raises:
+        ValidationError: ``role`` differs from a catalog role only in case or by one or
+            two typos (one for ``COCO``); the error names the catalog role.
     """
     close = near_miss_role(role)
     if close is not None:
@@ -579,7 +699,16 @@ def make_config(
     Fields given here replace the same top-level fields of ``config`` whole;
     nested parts are not merged key by key.  ``strict_role`` (default True)
     refuses near misses of catalog roles (:func:`check_role_name`); unknown
-    role names are always accepted.
+    role names are always accepted.  ``None`` values mean "not set".  Returns the
+    config as :meth:`SessionConfig.checked` does, video size filled in.
+
+    Raises:
+        ValidationError: ``config`` is neither a SessionConfig nor a mapping; a key is
+            not a config field (nested keys too); ``role`` is missing; a field has the
+            wrong type or holds a lone surrogate; a rule is broken (see
+            :meth:`SessionConfig.checked`); or, with ``strict_role``, the role is a near
+            miss of a catalog role.  It names the field, the value (secrets masked) and
+            the rule.
     """
     merged: dict[str, Any]
     if config is None:
@@ -618,6 +747,10 @@ def encode_config(cfg: SessionConfig) -> bytes:
 
     ``cfg`` is not checked (see :meth:`SessionConfig.checked`), but one that
     cannot be encoded is a ValidationError naming the field that stops it.
+
+    Raises:
+        ValidationError: ``cfg`` is not a SessionConfig, or a field cannot be encoded
+            (a wrong type, a lone surrogate).
     """
     if not isinstance(cfg, SessionConfig):
         raise ValidationError("config", type(cfg).__name__, "must be a SessionConfig")
@@ -631,7 +764,14 @@ def encode_config(cfg: SessionConfig) -> bytes:
 
 
 def decode_config(data: bytes | str) -> SessionConfig:
-    """Parse and check a config as a client sent it; unknown JSON fields are ignored."""
+    """Parse and check a config as a client sent it; unknown JSON fields are ignored.
+
+    Raises:
+        ValidationError: ``data`` is not bytes, bytearray, memoryview or str; it is not a
+            JSON object (the input itself is never quoted: it may hold the rtc token); a
+            field is missing or has the wrong type; or a rule is broken
+            (:meth:`SessionConfig.checked`).
+    """
     if not isinstance(data, bytes | bytearray | memoryview | str):
         raise ValidationError("config", type(data).__name__, "must be JSON text (bytes or str)")
     try:

@@ -70,48 +70,81 @@ __all__ = [
     "server_video",
 ]
 
+#: Length of every frame's header ``|XXX|NN|``: 8 ASCII characters (bytes), before the payload.
 HEADER_LEN: Final = 8
 #: 1 s of 16 kHz mono s16le: the least a ``|CTL|08|`` frame may carry.
 MIN_AUDIO_FRAME_BYTES: Final = 32_000
+#: Inclusive ``(low, high)`` bounds of ``{"bitrate": kbps}``, in kbps (doc 001 §2.2.3).
 BITRATE_RANGE: Final = (400, 5000)
 
+#: ``|CTL|00|``: open the session; the config JSON follows.
 OPEN = "|CTL|00|"
+#: ``|CTL|01|``: close the session (no payload).
 CLOSE = "|CTL|01|"
+#: ``|CTL|02|``: the chat header, followed by text, SSML, an ``<audio/>`` tag or a JSON object
+#: (doc 001 §2.1, §2.2.3, §2.2.4.1).
 CHAT = "|CTL|02|"
+#: ``|CTL|03|``: interrupt the current utterance (text mode only).
 INTERRUPT = "|CTL|03|"
+#: ``|CTL|08|``: a streaming-audio frame of at least 1 s of 16 kHz mono s16le PCM.
 AUDIO = "|CTL|08|"
+#: ``|CTL|09|``: the last streaming-audio frame (may be shorter than 1 s).
 AUDIO_LAST = "|CTL|09|"
+#: ``|DAT|00|``: PCM audio from the service.
 DAT_AUDIO = "|DAT|00|"
+#: ``|DAT|01|``: H.264 video (Annex B) from the service.
 DAT_VIDEO = "|DAT|01|"
+#: ``|DAT|02|``: a JSON event ``{"callback_info": {"type": …, "data": {…}}}``.
 DAT_EVENT = "|DAT|02|"
+#: ``|DAT|03|``: a piece of the offline-produced media file.
 DAT_MEDIA = "|DAT|03|"
+#: ``|DAT|04|``: the last piece of the offline-produced media file.
 DAT_MEDIA_END = "|DAT|04|"
+#: ``|MSG|00|``: a JSON status ``{"code", "message", "type"}`` (doc 001 §2.2.1).
 MSG = "|MSG|00|"
 
 
 class MsgType(enum.IntEnum):
-    """``type`` of a ``|MSG|00|`` reply: which control frame it answers (doc 001 §3.2)."""
+    """``type`` of a ``|MSG|00|`` reply: which control frame it answers (doc 001 §2.2.1.2).
+
+    A reply without a ``type`` decodes as ``-1`` (:attr:`~avatarkit.tta.events.Status.type`);
+    the stream takes such a reply, or one of type :attr:`OPEN`, as the answer to its open.
+    """
 
     OPEN = 0
+    """Reply to ``|CTL|00|``: the status of opening the session (joining the room)."""
     CLOSE = 1
+    """Reply to ``|CTL|01|``: the status of closing the session."""
     CHAT = 2
+    """Reply to a ``|CTL|02|`` chat; an error code here refuses that utterance."""
     INTERRUPT = 3
-    PRODUCTION = 4  # the offline video-production callback
+    """Reply to a ``|CTL|03|`` interrupt."""
+    PRODUCTION = 4
+    """The offline video-production callback (after the close, with ``codec`` set)."""
 
 
 class MsgCode(enum.IntEnum):
-    """``code`` of a ``|MSG|00|`` reply (doc 001 §3.2).  Unknown codes stay plain ints.
+    """``code`` of a ``|MSG|00|`` reply (doc 001 §2.2.1.1).  Unknown codes stay plain ints.
 
     The doc's demo names 1004 ``OTHER_ERR_CODE``; the table's meaning is kept
-    (SPEC §2.2).
+    (SPEC §2.2).  A reply to the open, a chat, the close or the production with any
+    other code, known or not, is raised by the stream as a
+    :class:`~avatarkit.errors.ServiceError` carrying that code.
     """
 
     OK = 1000
+    """Success (处理正确)."""
     INVALID_PARAMETER = 1001
-    BUSY = 1002  # retryable
+    """Invalid parameter (参数无效): e.g. a config field or a role the service refuses."""
+    BUSY = 1002
+    """Server busy (服务器忙): the only retryable code; the ServiceError says so, and an
+    open answered with it is retried with backoff."""
     INTERNAL = 1003
+    """Internal error (内部错误) of the service."""
     ENCODING = 1004
+    """Encoding error (编码错误); the doc's demo calls it ``OTHER_ERR_CODE``."""
     OTHER = 1010
+    """Any other error (其它错误)."""
 
 
 _HEADER_RE: Final = re.compile(r"\|[A-Z]{3}\|[0-9]{2}\|")
@@ -130,7 +163,15 @@ def _check_text(field: str, text: str) -> None:
 
 
 def encode_open(config_json: bytes | str) -> str:
-    """``|CTL|00|`` + the session config JSON (see :mod:`avatarkit.tta.config`)."""
+    """``|CTL|00|`` + the session config JSON (see :mod:`avatarkit.tta.config`).
+
+    The JSON is sent as given, not parsed or checked: build it with
+    :func:`~avatarkit.tta.config.encode_config`.
+
+    Raises:
+        ValidationError: ``config_json`` is neither bytes nor str, bytes that are not
+            UTF-8, or a str holding a lone surrogate (no excerpt: it may hold the rtc token).
+    """
     if isinstance(config_json, bytes):
         try:
             text = config_json.decode()
@@ -150,11 +191,22 @@ def encode_open(config_json: bytes | str) -> str:
 
 
 def encode_close() -> str:
+    """``|CTL|01|``: close the session; with ``codec`` set the service then produces the video.
+
+    Raises nothing.
+    """
     return CLOSE
 
 
 def encode_chat(text: str) -> str:
-    """``|CTL|02|`` + plain text, SSML, an ``<audio/>`` tag or a JSON object."""
+    """``|CTL|02|`` + plain text, SSML, an ``<audio/>`` tag or a JSON object.
+
+    Sent as given: SSML is not checked here (see :func:`avatarkit.tta.ssml.validate`).
+
+    Raises:
+        ValidationError: ``text`` is not a str, is empty or only whitespace, or holds a
+            lone surrogate.
+    """
     if not isinstance(text, str):
         raise ValidationError("text", reportable(text), "must be a string")
     if not text.strip():
@@ -164,7 +216,11 @@ def encode_chat(text: str) -> str:
 
 
 def encode_bitrate(kbps: int) -> str:
-    """``|CTL|02|{"bitrate": kbps}``, kbps in 400..5000."""
+    """``|CTL|02|{"bitrate": kbps}``: change the stream's bitrate (doc 001 §2.2.3).
+
+    Raises:
+        ValidationError: ``kbps`` is not an int (a bool is refused) or not in 400..5000.
+    """
     low, high = BITRATE_RANGE
     if isinstance(kbps, bool) or not isinstance(kbps, int) or not low <= kbps <= high:
         raise ValidationError(
@@ -173,13 +229,24 @@ def encode_bitrate(kbps: int) -> str:
     return f'{CHAT}{{"bitrate":{kbps}}}'
 
 
+#: ``format`` values :func:`encode_audio_url` accepts for ``<audio url=… format=…/>``.
 AUDIO_URL_FORMATS: Final = ("pcm", "wav", "mp3", "aac", "ogg", "m4a")
 
 
 def encode_audio_url(
     url: str, *, format: str, sample_rate: int | None = None, channels: int | None = None
 ) -> str:
-    """``|CTL|02|<audio url=… format=… sample_rate=… ac=…/>`` (input_mode audio)."""
+    """``|CTL|02|<audio url=… format=… sample_rate=… ac=…/>`` (input_mode audio).
+
+    The avatar speaks the audio file at ``url`` (doc 001 §2.1).  ``sample_rate`` (Hz) and
+    ``channels`` (sent as ``ac``) are left out when ``None``.  Attribute values are quoted
+    and escaped.
+
+    Raises:
+        ValidationError: ``url`` is not an http(s) URL or holds a lone surrogate;
+            ``format`` is not one of :data:`AUDIO_URL_FORMATS`; ``sample_rate`` is not a
+            positive int; ``channels`` is not 1 or 2.
+    """
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise ValidationError("url", reportable(url), "must be an http:// or https:// URL")
     _check_text("url", url)
@@ -202,7 +269,16 @@ def encode_audio_url(
 
 
 def encode_styled_chat(text: str, subtitle: Mapping[str, Any]) -> str:
-    """``|CTL|02|{"text": …, "subtitle": {…}}``: speech with subtitle styling."""
+    """``|CTL|02|{"text": …, "subtitle": {…}}``: speech with subtitle styling.
+
+    Doc 001 §2.2.4.1 (text mode, offline production); ``subtitle`` is sent as given:
+    build and check it with :func:`avatarkit.tta.ssml.subtitle`.
+
+    Raises:
+        ValidationError: ``text`` is not a non-empty str or holds a lone surrogate;
+            ``subtitle`` is not a mapping, or cannot be encoded as JSON (an unsupported
+            object, a lone surrogate, a cycle or nesting too deep).
+    """
     if not isinstance(text, str) or not text.strip():
         raise ValidationError("text", reportable(text), "must be a non-empty string")
     _check_text("text", text)
@@ -220,13 +296,23 @@ def encode_styled_chat(text: str, subtitle: Mapping[str, Any]) -> str:
 
 
 def encode_interrupt() -> str:
+    """``|CTL|03|``: interrupt the current utterance (text mode only, doc 001 §2.1).
+
+    Raises nothing.
+    """
     return INTERRUPT
 
 
 def encode_audio(pcm: bytes | bytearray | memoryview, *, last: bool = False) -> bytes:
     """``|CTL|08|`` (or the ``|CTL|09|`` tail) + 16 kHz mono s16le PCM.
 
-    Every non-final frame must carry at least one second (32,000 bytes).
+    Every non-final frame must carry at least one second (32,000 bytes,
+    :data:`MIN_AUDIO_FRAME_BYTES`); the ``last`` frame may be shorter.  After it the
+    avatar goes silent-idle.  The payload is copied into the returned frame.
+
+    Raises:
+        ValidationError: ``pcm`` is not bytes, bytearray or memoryview, is a released
+            memoryview, has an odd length, or (when not ``last``) holds under 32,000 bytes.
     """
     if not isinstance(pcm, bytes | bytearray | memoryview):
         raise ValidationError("pcm", type(pcm).__name__, "must be bytes, bytearray or memoryview")
@@ -399,11 +485,17 @@ def _as_frame(frame: object) -> bytes:
 def decode(frame: str | bytes | bytearray | memoryview) -> ev.Event:
     """Decode one server frame into an event.
 
-    Raises :class:`ProtocolError` for a short frame, a malformed header, a
-    bad JSON payload (also one nested too deeply) or a ``str`` frame that is
-    not valid Unicode; :class:`ValidationError` when ``frame`` is of another
-    type.  Unknown headers and event types become
-    :class:`~avatarkit.tta.events.Unknown`.
+    Any header is accepted in either a text or a binary frame.  Binary media payloads
+    are read-only memoryviews of ``frame`` (a ``bytearray`` or ``memoryview`` is copied
+    first); a text frame's media payload is its UTF-8 encoding.  Unknown headers and
+    event types become :class:`~avatarkit.tta.events.Unknown`.
+
+    Raises:
+        ProtocolError: a frame shorter than its header, a malformed header, a bad JSON
+            payload (also one nested too deeply, or missing a required key) or a ``str``
+            frame that is not valid Unicode.
+        ValidationError: ``frame`` is not str, bytes, bytearray or memoryview, or is a
+            released memoryview.
     """
     if isinstance(frame, str):
         text_handler = _TEXT.get(frame[:HEADER_LEN])
@@ -428,7 +520,12 @@ def decode_owned(frame: bytearray) -> ev.Event:
 
     Media payloads become read-only views of ``frame`` itself, not copies:
     the caller must not reuse the buffer (websockets makes a fresh one per
-    frame, so the stream's router can hand each one over).
+    frame, so the stream's router can hand each one over).  The type of ``frame``
+    is not checked.
+
+    Raises:
+        ProtocolError: as :func:`decode`: a short frame, a malformed header or a bad
+            JSON payload.
     """
     # startswith allocates nothing: the two media headers are most of the traffic.
     if frame.startswith(_VIDEO_HEADER):
@@ -450,23 +547,54 @@ _AUDIO_HEADER: Final = DAT_AUDIO.encode()
 
 
 def server_audio(pcm: bytes) -> bytes:
+    """``|DAT|00|`` + PCM audio (the emulator's side; ``pcm`` is not checked).
+
+    Raises:
+        TypeError: ``pcm`` is not a bytes-like object.
+    """
     return DAT_AUDIO.encode() + pcm
 
 
 def server_video(access_unit: bytes) -> bytes:
+    """``|DAT|01|`` + one H.264 access unit, Annex B (the emulator's side; not checked).
+
+    Raises:
+        TypeError: ``access_unit`` is not a bytes-like object.
+    """
     return DAT_VIDEO.encode() + access_unit
 
 
 def server_event(event_type: str, data: Any) -> str:
+    """``|DAT|02|{"callback_info": {"type": event_type, "data": data}}`` as a text frame.
+
+    The emulator's side: any ``event_type`` is sent, known to :func:`decode` or not.
+
+    Raises:
+        TypeError: ``data`` holds a value msgspec cannot encode as JSON.
+        UnicodeEncodeError: ``event_type`` or a string in ``data`` holds a lone surrogate.
+    """
     body = _event_encoder.encode({"callback_info": {"type": event_type, "data": data}})
     return DAT_EVENT + body.decode()
 
 
 def server_media(data: bytes, *, last: bool = False) -> bytes:
+    """``|DAT|03|`` (``|DAT|04|`` when ``last``) + a piece of the produced media file.
+
+    Raises:
+        TypeError: ``data`` is not a bytes-like object.
+    """
     return (DAT_MEDIA_END if last else DAT_MEDIA).encode() + data
 
 
 def server_status(code: int, message: str, type: int) -> str:
+    """``|MSG|00|{"code": code, "message": message, "type": type}`` as a text frame.
+
+    ``code`` is a :class:`MsgCode` (or any int), ``type`` a :class:`MsgType`.
+
+    Raises:
+        TypeError: an argument holds a value msgspec cannot encode as JSON.
+        UnicodeEncodeError: ``message`` holds a lone surrogate.
+    """
     return MSG + _event_encoder.encode({"code": code, "message": message, "type": type}).decode()
 
 
@@ -479,29 +607,44 @@ class ClientFrame(msgspec.Struct, frozen=True):
 
 
 class OpenSession(ClientFrame, frozen=True):
+    """``|CTL|00|``: the client opens a session."""
+
     config: str
+    """The config JSON as sent, not parsed (see :func:`~avatarkit.tta.config.decode_config`)."""
 
 
 class CloseSession(ClientFrame, frozen=True):
-    pass
+    """``|CTL|01|``: the client closes the session (any payload is ignored)."""
 
 
 class Chat(ClientFrame, frozen=True):
+    """``|CTL|02|``: a chat frame."""
+
     text: str
+    """The payload as sent: plain text, SSML, an ``<audio/>`` tag or a JSON object
+    (bitrate or styled subtitles); not parsed or checked here."""
 
 
 class Interrupt(ClientFrame, frozen=True):
-    pass
+    """``|CTL|03|``: the client interrupts the current utterance (any payload is ignored)."""
 
 
 class AudioData(ClientFrame, frozen=True):
+    """``|CTL|08|`` or ``|CTL|09|``: a frame of streamed audio."""
+
     pcm: bytes
+    """The payload: 16 kHz mono s16le PCM as sent (its length is not checked here)."""
     last: bool
+    """True for the ``|CTL|09|`` tail, False for a ``|CTL|08|`` frame."""
 
 
 class UnknownFrame(ClientFrame, frozen=True):
+    """A frame with a well-formed header this version does not know, kept as received."""
+
     header: str
+    """The 8-character header, e.g. ``|CTL|05|``."""
     payload: bytes | str
+    """Everything after the header: bytes for a binary frame, str for a text frame."""
 
 
 def _text(payload: str | bytes) -> str:
@@ -520,9 +663,16 @@ def _text(payload: str | bytes) -> str:
 def decode_client(frame: str | bytes | bytearray | memoryview) -> ClientFrame:
     """Decode one client frame (used by the emulator).
 
-    Raises :class:`ProtocolError` for a short frame, a malformed header or a
-    control payload that is not UTF-8 (or, given as ``str``, not valid Unicode);
-    :class:`ValidationError` when ``frame`` is of another type.
+    Payloads are not checked beyond their encoding: a config is not parsed, a chat not
+    read, an audio frame's length not measured.  A text ``|CTL|08|``/``|CTL|09|`` frame's
+    PCM is its UTF-8 encoding.
+
+    Raises:
+        ProtocolError: a frame shorter than its header, a malformed header, an open or
+            chat payload that is not UTF-8, or a ``str`` frame whose open, chat or audio
+            payload is not valid Unicode (a lone surrogate).
+        ValidationError: ``frame`` is not str, bytes, bytearray or memoryview, or is a
+            released memoryview.
     """
     if not isinstance(frame, str | bytes):
         frame = _as_frame(frame)

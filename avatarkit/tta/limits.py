@@ -50,7 +50,12 @@ class LimitChanges(TypedDict, total=False):
 
 
 class StreamLimits(msgspec.Struct, frozen=True, kw_only=True):
-    """Bounds of a TTA stream, in events, bytes and seconds (see the module docstring)."""
+    """Bounds of a TTA stream, in events, bytes and seconds (see the module docstring).
+
+    Raises:
+        ValidationError: a size is not an integer >= 1, or a timeout is not a finite number
+            of seconds > 0 (``ping_interval`` and ``ping_timeout`` may also be ``None``).
+    """
 
     queue_size: int = 64
     """Events buffered before reading pauses."""
@@ -59,7 +64,11 @@ class StreamLimits(msgspec.Struct, frozen=True, kw_only=True):
     max_frame_bytes: int = 64 * _MIB
     """The largest message accepted from the service (a bigger one is a ProtocolError)."""
     open_timeout: float = 15.0
+    """Seconds allowed for ``open``: first the connection with its WebSocket handshake,
+    then the service's open reply, each within this (past it,
+    :class:`~avatarkit.errors.TimeoutError`)."""
     close_timeout: float = 5.0
+    """Seconds allowed for the closing handshake; past it the socket is dropped."""
     idle_timeout: float = 30.0
     """The longest silence allowed while an utterance or the production is under way."""
     ping_interval: float | None = 5.0
@@ -78,7 +87,13 @@ class StreamLimits(msgspec.Struct, frozen=True, kw_only=True):
             _check_seconds(name, getattr(self, name), optional=True)
 
     def replace(self, **changes: Unpack[LimitChanges]) -> StreamLimits:
-        """A copy with ``changes``; unknown names raise :class:`ValidationError`."""
+        """A copy with ``changes``; the new values are checked like the constructor's.
+
+        Raises:
+            ValidationError: a name is not a field of :class:`StreamLimits`, or a value
+                breaks its rule (sizes: an integer >= 1; timeouts: a finite number of
+                seconds > 0, ``ping_interval``/``ping_timeout`` also ``None``).
+        """
         given: dict[str, object] = dict(changes)  # untyped callers may pass anything
         unknown = sorted(set(given) - set(self.__struct_fields__))
         if unknown:

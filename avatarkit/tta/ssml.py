@@ -86,6 +86,8 @@ __all__ = [
 ]
 
 Dimension = Literal["2d", "3d"]
+"""The avatar's dimension: ``"2d"`` (GuoXiaoyuan, XiaoHuan) or ``"3d"`` (COCO); some tags
+and attributes are for one of them only."""
 
 log = protected_logger(__name__)
 
@@ -168,13 +170,26 @@ def _need_str(name: str, value: object) -> str:
 
 
 def escape(text: str) -> str:
-    """``text`` as XML character data (``&``, ``<``, ``>`` and CR escaped)."""
+    """``text`` as XML character data (``&``, ``<``, ``>`` and CR escaped).
+
+    Raises:
+        ValidationError: ``text`` is not a str, or holds a character XML cannot
+            carry (such as a control character or a lone surrogate).
+    """
     _check_chars(_need_str("text", text))
     return text.translate(_TEXT_ESCAPES)
 
 
 def escape_attr(value: str) -> str:
-    """``value`` for a double- or single-quoted XML attribute."""
+    """``value`` for a double- or single-quoted XML attribute.
+
+    Quotes, ``&``, ``<``, ``>`` and whitespace other than spaces (CR, LF, tab) become
+    references, so a parser reads the value back unchanged.
+
+    Raises:
+        ValidationError: ``value`` is not a str, or holds a character XML cannot
+            carry (such as a control character or a lone surrogate).
+    """
     _check_chars(_need_str("value", value))
     return value.translate(_ATTR_ESCAPES)
 
@@ -254,6 +269,15 @@ class Speak:
     Every method appends and returns ``self``.  The builder escapes but does
     not judge: call :meth:`validate` (the rules need role and dimension).
     A ``Speak`` passed as an image's ``text`` contributes its content only.
+
+    A builder method checks only its arguments' types: a wrong one raises
+    :class:`~avatarkit.errors.ValidationError` naming the argument and the method, and
+    nothing is appended.  Integers must be ints (a bool is refused); ``None`` leaves an
+    optional attribute out.
+
+    Raises:
+        ValidationError: ``text`` is given and is not a str, or holds a character XML
+            cannot carry.
     """
 
     __slots__ = ("_parts",)
@@ -264,12 +288,28 @@ class Speak:
             self.text(text)
 
     def text(self, text: str) -> Self:
-        """Words to speak (escaped)."""
+        """Words to speak (escaped).
+
+        Raises:
+            ValidationError: ``text`` is not a str, or holds a character XML cannot
+                carry (such as a control character or a lone surrogate).
+        """
         self._parts.append(escape(text))
         return self
 
     def action(self, type: str, *, time: str | None = None, is_silence: bool | None = None) -> Self:
-        """``<action type=…/>`` before the words it goes with; LISTENING needs ``time``."""
+        """``<action type=…/>`` before the words it goes with; LISTENING needs ``time``.
+
+        ``type`` is an id from the role's action library (:data:`ACTIONS`, doc 001 §2.1.2)
+        or ``"LISTENING"`` with ``time`` (``"3s"`` or ``"3000ms"``, at most 100 s);
+        ``is_silence=True`` plays the action without speech (2D only).  None of this is
+        checked until :meth:`validate`.
+
+        Raises:
+            ValidationError: ``type`` is not a str, ``time`` not a str or None,
+                ``is_silence`` not a bool or None, or a value holds a character XML cannot
+                carry.
+        """
         attrs = {"type": type, "time": time, "is_silence": is_silence}
         self._parts.append(_tag("action", "action", attrs))
         return self
@@ -285,7 +325,16 @@ class Speak:
         level: int,
         text: str | Speak,
     ) -> Self:
-        """Default-mode image, shown while ``text`` (a string or a fragment) is spoken."""
+        """Default-mode image, shown while ``text`` (a string or a fragment) is spoken.
+
+        ``left``/``top``/``width``/``height`` place it in pixels of the video frame;
+        ``level`` is its layer (doc 001 §2.1.3: one image per level at a time).
+
+        Raises:
+            ValidationError: ``text`` is neither a str nor a :class:`Speak`, ``url`` is not
+                a str, a geometry argument is not an int (or is too large to write), or a
+                value holds a character XML cannot carry.
+        """
         if isinstance(text, Speak):
             content = text.fragment()
         elif isinstance(text, str):
@@ -309,26 +358,56 @@ class Speak:
         height: int,
         level: int,
     ) -> Self:
-        """``<image mode="opening"/>``: start showing an image on track ``track_id``."""
+        """``<image mode="opening"/>``: start showing an image on track ``track_id``.
+
+        Close it with :meth:`image_close` and the same ``track_id``; tracks may overlap
+        (2D only, doc 001 §2.1.3).  Geometry as in :meth:`image`.
+
+        Raises:
+            ValidationError: ``track_id`` is neither a str nor an int, ``url`` is not a
+                str, a geometry argument is not an int (or is too large to write), or a
+                value holds a character XML cannot carry.
+        """
         attrs = {"mode": "opening", "track_id": track_id}
         geometry = _geometry(url, left, top, width, height, level)
         self._parts.append(_tag("image_open", "image", attrs | geometry))
         return self
 
     def image_close(self, track_id: str | int) -> Self:
-        """``<image mode="closing"/>``: stop showing track ``track_id``."""
+        """``<image mode="closing"/>``: stop showing track ``track_id``.
+
+        Raises:
+            ValidationError: ``track_id`` is neither a str nor an int (or is too large to
+                write), or holds a character XML cannot carry.
+        """
         self._parts.append(_tag("image_close", "image", {"mode": "closing", "track_id": track_id}))
         return self
 
     def video(self, url: str, *, left: int, top: int, width: int, height: int, level: int) -> Self:
-        """``<video/>``: plays from here until it ends."""
+        """``<video/>``: plays from here until it ends.
+
+        Geometry as in :meth:`image`; consecutive videos must use different levels.
+
+        Raises:
+            ValidationError: ``url`` is not a str, a geometry argument is not an int (or is
+                too large to write), or a value holds a character XML cannot carry.
+        """
         self._parts.append(_tag("video", "video", _geometry(url, left, top, width, height, level)))
         return self
 
     def camera(
         self, scene: str, *, sensor_height: str | float | None = "36.0", mode: str = CAMERA_MODE
     ) -> Self:
-        """``<camera/>`` switch (3D only); ``scene`` from :data:`CAMERA_SCENES`."""
+        """``<camera/>`` switch (3D only); ``scene`` from :data:`CAMERA_SCENES`.
+
+        ``sensor_height`` defaults to the doc's ``"36.0"`` (``None`` leaves it out);
+        ``mode`` to :data:`CAMERA_MODE`, the only documented one (doc 001 §2.1.5).
+
+        Raises:
+            ValidationError: ``scene`` or ``mode`` is not a str, ``sensor_height`` is not a
+                str, a number or None (or is not finite), or a value holds a character XML
+                cannot carry.
+        """
         attrs = {"mode": mode, "scene": scene, "sensor_height": sensor_height}
         self._parts.append(_tag("camera", "camera", attrs))
         return self
@@ -341,7 +420,17 @@ class Speak:
         scene_levelmap: str | int | None = None,
         type: str = "image",
     ) -> Self:
-        """``<background/>`` switch (3D only)."""
+        """``<background/>`` switch (3D only, doc 001 §2.1.6).
+
+        ``url`` is the image; ``type`` defaults to ``"image"``, the only documented one;
+        ``transition_effect`` (e.g. ``"shutters"``) and ``scene_levelmap`` are left out
+        when ``None``.
+
+        Raises:
+            ValidationError: ``url``, ``type`` or a given ``transition_effect`` is not a
+                str, ``scene_levelmap`` is not a str, an int or None, or a value holds a
+                character XML cannot carry.
+        """
         attrs = {
             "type": type,
             "url": url,
@@ -352,7 +441,11 @@ class Speak:
         return self
 
     def raw(self, markup: str) -> Self:
-        """Markup inserted verbatim, e.g. pronunciation tags; checked only by :meth:`validate`."""
+        """Markup inserted verbatim, e.g. pronunciation tags; checked only by :meth:`validate`.
+
+        Raises:
+            ValidationError: ``markup`` is not a str.
+        """
         if not isinstance(markup, str):
             raise ValidationError("markup", reportable(markup), "must be a string (Speak.raw)")
         self._parts.append(markup)
@@ -366,18 +459,31 @@ class Speak:
         sample_rate: int | None = None,
         ac: int | None = None,
     ) -> Self:
-        """``<audio/>`` drive (input_mode audio)."""
+        """``<audio/>`` drive (input_mode audio): the avatar speaks the file at ``url``.
+
+        ``sample_rate`` (Hz) and ``ac`` (channels) are left out when ``None``.
+
+        Raises:
+            ValidationError: ``url`` or ``format`` is not a str, ``sample_rate`` or ``ac``
+                is not an int or None, or a value holds a character XML cannot carry.
+        """
         attrs = {"url": url, "format": format, "sample_rate": sample_rate, "ac": ac}
         self._parts.append(_tag("audio", "audio", attrs))
         return self
 
     def subtitle(self, text: str) -> Self:
-        """``<subtitle text=…/>``: the subtitle of the audio before it (audio mode)."""
+        """``<subtitle text=…/>``: the subtitle of the audio before it (audio mode).
+
+        Doc 001 §2.2.4.1: in audio mode, subtitles come only from these tags.
+
+        Raises:
+            ValidationError: ``text`` is not a str, or holds a character XML cannot carry.
+        """
         self._parts.append(_tag("subtitle", "subtitle", {"text": text}))
         return self
 
     def fragment(self) -> str:
-        """The content without the ``<speak>`` wrapper."""
+        """The content without the ``<speak>`` wrapper.  Raises nothing."""
         return "".join(self._parts)
 
     def __str__(self) -> str:
@@ -387,7 +493,15 @@ class Speak:
         return f"Speak({_clip(str(self), 60)!r})"
 
     def validate(self, *, role: str | None = None, dimension: Dimension | None = None) -> Self:
-        """Check the document (see :func:`validate`); returns ``self``."""
+        """Check the document (see :func:`validate`); returns ``self``.
+
+        Like :func:`validate`, logs a WARNING when ``role`` has no documented action
+        library, so its actions could not be checked.
+
+        Raises:
+            ValidationError: the first rule the document breaks (as :func:`validate`), or
+                ``role``/``dimension`` are invalid or contradict each other.
+        """
         validate(str(self), role=role, dimension=dimension)
         return self
 
@@ -402,7 +516,10 @@ def _geometry(
 
 
 def infer_dimension(role: str | None) -> Dimension | None:
-    """``"3d"``/``"2d"`` for the documented roles, ``None`` for any other."""
+    """``"3d"``/``"2d"`` for the documented roles, ``None`` for any other.
+
+    COCO is 3D; GuoXiaoyuan and XiaoHuan are 2D (doc 001 §2.1.1).  Raises nothing.
+    """
     if role in KNOWN_ROLES_3D:
         return "3d"
     if role in KNOWN_ROLES_2D:
@@ -452,10 +569,17 @@ class SsmlCheck:
     """
 
     role: str | None
+    """The role the document was checked for (``None``: none given)."""
     unchecked_actions: tuple[str, ...] = ()
+    """The action types that could not be checked, each once, in document order."""
 
     @property
     def actions_checked(self) -> bool:
+        """True when :attr:`unchecked_actions` is empty.
+
+        That is: every action was checked against the role's library, or there was no
+        action, or no role was given (then no library applies and nothing is listed).
+        """
         return not self.unchecked_actions
 
 
@@ -471,7 +595,11 @@ class ActionCheckNotice:
         self._warned: set[str] = set()
 
     def note(self, check: SsmlCheck) -> None:
-        """Log the WARNING for ``check`` unless already said for its role."""
+        """Log the WARNING for ``check`` unless already said for its role.
+
+        Nothing is logged when :attr:`SsmlCheck.actions_checked` is true.
+        Raises nothing.
+        """
         if check.actions_checked or check.role in self._warned:
             return
         if check.role is not None:
@@ -806,6 +934,14 @@ def validate(
     ``dimension`` unset, the dimension.  For any other role the action types
     cannot be checked: the result's ``unchecked_actions`` lists them and a
     WARNING says so (once per role per ``notice``; on every call without one).
+
+    Raises:
+        ValidationError: ``ssml_text`` is not a str; ``role`` is not a str or None;
+            ``dimension`` is not ``"2d"``, ``"3d"`` or None, or contradicts the role's;
+            the text holds a character XML cannot carry, a DOCTYPE/ENTITY declaration or
+            malformed XML; or the first tag that breaks a rule (an unknown tag or
+            attribute, an action not in the role's library, a 3D-only tag on 2D…).  The
+            error's ``value`` is an excerpt of that tag.
     """
     if not isinstance(ssml_text, str):
         raise ValidationError(_FIELD, type(ssml_text).__name__, "must be a string")
@@ -868,7 +1004,18 @@ def _style_problem(key: str, value: object) -> str | None:
 
 
 def check_subtitle_style(style: Mapping[str, object]) -> dict[str, object]:
-    """Check a ``global_style`` object; return a plain copy (``None`` fields dropped)."""
+    """Check a ``global_style`` object; return a plain copy (``None`` fields dropped).
+
+    The rules (doc 001 §2.2.4.1): ``fontname`` one of :data:`FONTS` (exact name),
+    ``fontsize`` an int >= 1, ``bold``/``italic``/``underline`` bools, the colours 8 hex
+    digits ``AABBGGRR`` (alpha first, ``00`` transparent, ``ff`` opaque), the margins
+    ``margin_l``/``margin_r``/``margin_v`` ints >= 0, in pixels.
+
+    Raises:
+        ValidationError: ``style`` is not a mapping, a key is not a str or not one of
+            :data:`SUBTITLE_STYLE_FIELDS`, or a value breaks its field's rule (a font name
+            that differs from a supported one only in case gets "did you mean …?").
+    """
     if not isinstance(style, Mapping):
         raise ValidationError(_STYLE_PATH, type(style).__name__, "must be an object")
     checked: dict[str, object] = {}
@@ -890,7 +1037,12 @@ def subtitle(
 ) -> dict[str, dict[str, object]]:
     """``{"global_style": {…}}`` for ``frames.encode_styled_chat``.
 
-    ``fields`` (keyword style fields) override those in ``style``.
+    ``fields`` (keyword style fields) override those in ``style``.  The styling
+    applies to every subtitle of the session, in text mode (doc 001 §2.2.4.1).
+
+    Raises:
+        ValidationError: ``style`` is given and is not a mapping, or the merged fields
+            break a rule of :func:`check_subtitle_style`.
     """
     if style is not None and not isinstance(style, Mapping):
         raise ValidationError(_STYLE_PATH, type(style).__name__, "must be an object")

@@ -71,9 +71,9 @@ class StreamOwner(Protocol):
     @property
     def http(self) -> httpx.AsyncClient: ...
 
-    def register(self, stream: TtaStream) -> None: ...
+    def _register(self, stream: TtaStream) -> None: ...
 
-    def unregister(self, stream: TtaStream) -> None: ...
+    def _unregister(self, stream: TtaStream) -> None: ...
 
 
 class _Wakeup(ev.EventBase, frozen=True):
@@ -92,6 +92,13 @@ class TtaStream:
     * :meth:`events` iterates every event (use with :meth:`chat`);
     * :meth:`interrupt`, :meth:`set_bitrate`;
     * :meth:`finish` closes the session and returns the produced video.
+
+    Without ``async with`` (a notebook): ``stream = await av.tta.open(...)``,
+    then ``await stream.aclose()`` (or :meth:`finish`), from any task.
+
+    Attributes:
+        config: The session config sent in the ``|CTL|00|`` open frame.
+        limits: The bounds this stream runs with (queue, buffers, timeouts, keepalive).
     """
 
     def __init__(
@@ -137,6 +144,7 @@ class TtaStream:
 
     @property
     def closed(self) -> bool:
+        """True once the stream is closed (by :meth:`aclose`, :meth:`finish` or a failure)."""
         return self._state == "closed"
 
     @property
@@ -146,6 +154,11 @@ class TtaStream:
 
     @property
     def task_group(self) -> TaskGroup:
+        """The session's task group (the audio drive's sender runs there).
+
+        Raises:
+            AvatarError: the session is not open.
+        """
         return self._owner.task_group
 
     async def __aenter__(self) -> Self:
@@ -172,6 +185,19 @@ class TtaStream:
 
         ``|MSG|`` 1002 (busy), 5xx handshakes and refused connections are
         retried with jittered backoff; other refusals raise at once.
+
+        Raises:
+            StreamClosed: the stream was opened before (a stream opens once).
+            AuthenticationError: the handshake was refused for the credentials.
+            ServiceError: the service refused the session (its ``|MSG|`` code and
+                message), after retries when it was busy.
+            ConnectionLost: the service could not be reached (after retries).
+            TimeoutError: no open reply within ``open_timeout``.
+            AvatarError: the session is not open.
+
+        Cancellation:
+            Safe: the half-open socket is closed (shielded) and the stream is left
+            closed; open a new one to try again.
         """
         if self._state != "new":
             raise StreamClosed(f"stream already {self._state}")
@@ -186,7 +212,7 @@ class TtaStream:
                 retry_on=is_transient,  # busy (1002), 5xx, lost connections, timeouts
                 what=f"opening TTA session on {redact_url(self._url)}",
             )
-            self._owner.register(self)
+            self._owner._register(self)
         except BaseException:
             self._state = "closed"
             with anyio.CancelScope(shield=True):
@@ -248,6 +274,12 @@ class TtaStream:
         """Close the socket.  Bounded in time (``close_timeout``), idempotent.
 
         Iterators still waiting on this stream raise :class:`StreamClosed`.
+        Raises nothing of its own; the produced video, if any, is not fetched
+        (use :meth:`finish` for it).
+
+        Cancellation:
+            Shielded: the close handshake completes (within ``close_timeout``)
+            before the cancellation is delivered; no socket is left behind.
         """
         if self._state == "closed":
             return
@@ -257,7 +289,7 @@ class TtaStream:
         with anyio.CancelScope(shield=True):
             await self._close_socket()
             self._queue.close()
-            self._owner.unregister(self)
+            self._owner._unregister(self)
 
     async def _close_socket(self) -> None:
         if self._conn is not None:
@@ -266,7 +298,18 @@ class TtaStream:
     # -- sending ---------------------------------------------------------
 
     async def send(self, frame: str | bytes) -> None:
-        """Send one raw frame (see :mod:`avatarkit.tta.frames`); most users want :meth:`say`."""
+        """Send one raw frame (see :mod:`avatarkit.tta.frames`); most users want :meth:`say`.
+
+        Waits while the socket's write buffer is full (backpressure).
+
+        Raises:
+            StreamClosed: the stream is not open (not yet, or closed).
+            ConnectionLost: the connection dropped (the stream's error, if it had one).
+
+        Cancellation:
+            A frame is handed to the socket whole or not at all: cancelling only
+            stops the wait for the buffer to drain (the frame then goes out).
+        """
         conn = self._conn
         if self._state != "open" or conn is None:
             raise self._error or StreamClosed(f"stream is {self._state}")
@@ -282,6 +325,15 @@ class TtaStream:
 
         The chat counts as an utterance under way until its ``voice_end``
         (``idle_timeout`` applies while :meth:`events` waits for it).
+
+        Raises:
+            ValidationError: the stream is in audio mode (``input_mode="audio"``),
+                or ``text`` is empty.
+            StreamClosed: the stream is not open (not yet, or closed).
+            ConnectionLost: the connection dropped (the stream's error, if it had one).
+
+        Cancellation:
+            As :meth:`send`: the chat is sent whole or not at all.
         """
         self._require_text_mode("chat")
         frame = frames.encode_chat(text)
@@ -301,6 +353,14 @@ class TtaStream:
         :func:`avatarkit.tta.ssml.check_subtitle_style`).  The chat is sent when
         iteration starts; iteration ends after
         :class:`~avatarkit.tta.events.VoiceEnd`.
+
+        Raises:
+            ValidationError: the text or SSML breaks a documented rule (the error
+                names the tag or attribute, the value and the rule), a
+                ``subtitle_style`` key or value is wrong, or the stream is in
+                audio mode.  Raised here, before anything is sent.
+
+        While iterating the :class:`Utterance`, see :meth:`Utterance.collect`.
         """
         self._require_text_mode("say")
         if isinstance(text, ssml.Speak):
@@ -322,7 +382,16 @@ class TtaStream:
         return "3d" if self._resource_id.endswith(".3d") else "2d"
 
     async def interrupt(self) -> None:
-        """Stop the current utterance (text mode only); its iterator ends at voice_end."""
+        """Stop the current utterance (text mode only); its iterator ends at voice_end.
+
+        Raises:
+            ValidationError: the stream is in audio mode.
+            StreamClosed: the stream is not open (not yet, or closed).
+            ConnectionLost: the connection dropped (the stream's error, if it had one).
+
+        Cancellation:
+            As :meth:`send`: the interrupt is sent whole or not at all.
+        """
         self._require_text_mode("interrupt")
         await self.send(frames.encode_interrupt())
 
@@ -339,6 +408,11 @@ class TtaStream:
 
         With ``subtitle`` the chat is ``<speak><audio …/><subtitle text=…/></speak>``
         (subtitles in audio mode come from this text).
+
+        Raises:
+            ValidationError: the stream is in text mode, or ``url``, ``format``,
+                ``sample_rate``, ``channels`` or ``subtitle`` breaks its rule
+                (doc 001 §2.2.2); raised here, before anything is sent.
         """
         self._require_audio_mode("say_audio")
         frame = frames.encode_audio_url(
@@ -367,6 +441,12 @@ class TtaStream:
         sent as the ``|CTL|09|`` tail.  Sending runs alongside the iteration,
         with backpressure from the socket; iteration ends at the voice_end
         that follows the tail.
+
+        Raises:
+            ValidationError: the stream is in text mode, ``source`` is none of the
+                accepted kinds, or ``sample_rate``/``channels`` is unsupported;
+                raised here, before anything is sent.  A WAV file that cannot be
+                read, or a source that fails, ends the iteration with its error.
         """
         self._require_audio_mode("drive_audio")
         if isinstance(source, (str, os.PathLike)):
@@ -400,7 +480,11 @@ class TtaStream:
         return AudioDrive(self, pieces())
 
     def utterance(self) -> Utterance:
-        """An utterance begun now with no chat of its own (the audio drive's)."""
+        """An utterance begun now with no chat of its own (the audio drive's).
+
+        Raises:
+            StreamClosed: the stream is not open.
+        """
         self._require_open()
         utterance = Utterance(self, None)
         utterance._uid = self._tracker.begin()
@@ -425,6 +509,10 @@ class TtaStream:
         Every event the stream hands you (from ``say``, ``events``, ``drive_audio``
         or ``finish``) is recorded until the block ends; files appear atomically
         when it ends, and nothing is left behind if it fails.
+
+        Raises:
+            ValidationError: a path's suffix is not one of those above.
+            AvatarError: ``.mp4``/``.mov`` needs PyAV (the ``media`` extra).
         """
         from avatarkit.media import Recorder
 
@@ -437,7 +525,16 @@ class TtaStream:
             )
 
     async def set_bitrate(self, kbps: int) -> None:
-        """Change the video bitrate mid-session (400–5000 kbps)."""
+        """Change the video bitrate mid-session (400–5000 kbps).
+
+        Raises:
+            ValidationError: ``kbps`` is outside 400–5000; nothing is sent.
+            StreamClosed: the stream is not open (not yet, or closed).
+            ConnectionLost: the connection dropped (the stream's error, if it had one).
+
+        Cancellation:
+            As :meth:`send`: the change is sent whole or not at all.
+        """
         await self.send(frames.encode_bitrate(kbps))
 
     def _require_text_mode(self, what: str) -> None:
@@ -522,7 +619,20 @@ class TtaStream:
         self._queue.force_put(_WAKEUP)
 
     async def events(self) -> AsyncIterator[ev.Event]:
-        """Every event, in order, until the session ends (stray ones included)."""
+        """Every event, in order, until the session ends (stray ones included).
+
+        Raises:
+            ConnectionLost: the connection dropped (a session ended as asked
+                just ends the iteration).
+            ProtocolError: the service sent a frame that cannot be decoded.
+            TimeoutError: the service was silent past ``idle_timeout`` while a
+                chat was under way.
+            AvatarError: another iterator is already consuming this stream.
+
+        Cancellation:
+            Safe: events not taken stay queued for the next iterator; the stream
+            stays open.
+        """
         while True:
             try:
                 event, _ = await self._take("the next event")
@@ -540,6 +650,21 @@ class TtaStream:
         event, then for the close reply: each wait is bounded by ``idle_timeout``
         plus the duration of the speech so far, and the whole by ``timeout``
         (seconds) when given.  Events of utterances nobody consumed are skipped.
+
+        Returns:
+            The video: its bytes (``codec`` set, no ``output_url``), its URL, or
+            neither (RTC/RTMP sessions), with the subtitles when asked for.
+
+        Raises:
+            ServiceError: the service reported a failed production or close.
+            TimeoutError: a wait passed its bound, or the whole passed ``timeout``.
+            ConnectionLost: the connection dropped before the video arrived.
+            ProtocolError: an undecodable frame.
+            StreamClosed: the stream is not open.
+
+        Cancellation:
+            The stream is closed (shielded) and the video is lost: the service
+            ends the session when the socket goes.
         """
         try:
             if timeout is None:
@@ -673,7 +798,10 @@ class Utterance:
         return self
 
     def fail(self, error: Exception) -> None:
-        """End the iteration with ``error`` (the audio drive's sender failed)."""
+        """End the iteration with ``error`` (the audio drive's sender failed).
+
+        Raises nothing; the iterator raises ``error`` at its next step.
+        """
         if self._failure is None and not self._done:
             self._failure = error
             self._stream._wake()
@@ -724,5 +852,20 @@ class Utterance:
             return event
 
     async def collect(self) -> list[ev.Event]:
-        """Run the utterance to its end and return all its events."""
+        """Run the utterance to its end and return all its events.
+
+        Raises:
+            ServiceError: the service refused the chat (its ``|MSG|`` code).
+            TimeoutError: the service was silent past ``idle_timeout``.
+            ConnectionLost: the connection dropped before the voice_end.
+            ProtocolError: an undecodable frame.
+            StreamClosed: the stream is not open.
+            AvatarError: a later ``say()`` consumed this utterance's events, or
+                another iterator is consuming the stream.
+
+        Cancellation:
+            Iterating stops; the service goes on speaking, and the rest of this
+            utterance's events are skipped by the next one.  Call
+            :meth:`TtaStream.interrupt` to stop the speech itself.
+        """
         return [event async for event in self]

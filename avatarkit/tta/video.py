@@ -41,9 +41,13 @@ class ProducedVideo:
         retry: RetryPolicy | None = None,
     ) -> None:
         self.data = data
+        """The video's bytes, if the service sent them (or once :meth:`read` fetched them)."""
         self.url = url
+        """Where the service put the video (``output_url`` sessions), or None."""
         self.codec = codec
+        """The container asked for (``mp4``, ``webm``, ``mov``), or None."""
         self.subtitles = subtitles
+        """The ``all_subtitles`` lines, when the session asked for subtitles."""
         self._http = http
         self._retry = retry or RetryPolicy()
 
@@ -63,7 +67,17 @@ class ProducedVideo:
         )
 
     async def read(self) -> bytes:
-        """The video's bytes, downloading them first when only a URL is known."""
+        """The video's bytes, downloading them first when only a URL is known.
+
+        Raises:
+            ServiceError: the session produced no video (an RTC/RTMP session), or
+                the download was answered with an error status.
+            ConnectionLost: the download failed (after retries).
+            TimeoutError: the download timed out (after retries).
+
+        Cancellation:
+            Safe: the download is abandoned and nothing is kept; call again.
+        """
         from avatarkit import _http  # httpx loads only when a video is downloaded
 
         if self.data is not None:
@@ -82,7 +96,23 @@ class ProducedVideo:
         return self.data
 
     async def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the video to ``path`` (atomically: a temp file renamed at the end)."""
+        """Write the video to ``path`` (atomically: a temp file renamed at the end).
+
+        A URL is streamed to disk, not held in memory.
+
+        Returns:
+            ``path``, as a :class:`~pathlib.Path`.
+
+        Raises:
+            ValidationError: ``path`` cannot be written (no such directory, no
+                permission, a full disk: the error names the path and the reason).
+            ServiceError: no video was produced, or the download got an error status.
+            ConnectionLost: the download failed (after retries).
+            TimeoutError: the download timed out (after retries).
+
+        Cancellation:
+            Safe: the temp file is removed (shielded); ``path`` is untouched.
+        """
         from avatarkit import _http  # httpx loads only when a video is downloaded
 
         target = Path(path)
@@ -93,8 +123,15 @@ class ProducedVideo:
                     lambda: self._download(partial), policy=self._retry, what=_WHAT
                 )
             else:
-                await anyio.Path(partial).write_bytes(await self.read())
-            await anyio.Path(partial).rename(target)
+                data = await self.read()
+                try:
+                    await anyio.Path(partial).write_bytes(data)
+                except OSError as exc:
+                    raise _unwritable(partial, exc) from None
+            try:
+                await anyio.Path(partial).rename(target)
+            except OSError as exc:
+                raise _unwritable(partial, exc) from None
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await anyio.Path(partial).unlink(missing_ok=True)

@@ -65,11 +65,19 @@ class ConvertedAudio:
         payload: JSON = None,
     ) -> None:
         self.data = data
+        """The converted audio, encoded as ``format`` (decoded from the response's base64)."""
         self.format = format
+        """The encoding asked for: ``wav``, ``mp3`` or ``aac`` (doc 002 default ``wav``)."""
         self.sample_rate = sample_rate
+        """The sample rate asked for, in Hz (doc 002 default 24000)."""
         self.channel = channel
+        """The number of channels asked for: 1 (doc 002 default) or 2."""
         self.task_id = task_id
+        """SAMI's id of the call (the response's ``task_id``), for the vendor's support;
+        ``""`` when the response has none."""
         self.payload = payload
+        """The response's ``payload``: parsed when it is JSON, else the string as sent;
+        ``None`` when absent or empty."""
 
     def __repr__(self) -> str:
         return (
@@ -85,7 +93,23 @@ class ConvertedAudio:
         return media_bundle("audio", self.data, mime, repr(self), missing="no audio")
 
     async def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the audio to ``path`` (atomically: a temp file renamed at the end)."""
+        """Write the audio to ``path`` (atomically: a temp file renamed at the end).
+
+        The bytes go to ``.<name>.partial`` beside ``path``, which is then renamed to
+        ``path`` (on POSIX, replacing a file there).
+
+        Returns:
+            ``path``, as a :class:`~pathlib.Path`.
+
+        Raises:
+            OSError: the file cannot be written or renamed (a missing directory, no
+                permission, a full disk); the temp file is removed.
+
+        Cancellation:
+            The temp file is removed (shielded), and ``path`` is left either as it was
+            or complete, never half written.  A write already under way in its worker
+            thread finishes first.
+        """
         target = Path(path)
         partial = target.with_name(f".{target.name}.partial")
         try:
@@ -196,6 +220,34 @@ class VoiceClient:
         of the body.  Transport errors, 5xx and 429 are retried with the
         session's retry policy; ``timeout`` overrides the session's for this
         call (long inputs take a while to convert).
+
+        Returns:
+            The converted audio, in the ``format``, ``sample_rate`` and ``channel`` asked
+            for.
+
+        Raises:
+            ValidationError: an argument or the input breaks a doc 002 rule (speaker,
+                format, sample_rate, channel, ``enable_background``, ``auth``; a source
+                that is empty, missing, unreadable, over 100 MB or over 10 minutes), or
+                ``endpoints.sami`` is not a usable URL; nothing is sent.
+            AuthenticationError: the appkey or the token was refused (HTTP 401/403);
+                ``credential`` names which, and its variable.
+            ServiceError: the service refused (its ``status_code`` and ``status_text``,
+                e.g. 40000022 ``IllegalPayload:InvalidSpeaker`` for a speaker
+                ``check_speaker=False`` let through), or 5xx/429 until the retries ran
+                out.
+            ProtocolError: the answer is not a SAMI response, lacks ``status_code``, or
+                carries no audio.
+            ConnectionLost: the service could not be reached (after retries).
+            TimeoutError: no answer within ``timeout`` (else the session's), after
+                retries.
+            AvatarError: the session is not open.
+
+        Cancellation:
+            The request is abandoned and nothing is left running (a file being read in
+            a worker thread is read to the end first); no file is written.  The
+            service may still convert what it received, but that result is lost:
+            call again.
         """
         speaker = _check_speaker(speaker, known=check_speaker)
         fmt, rate, channels = check_audio_config(format, sample_rate, channel)

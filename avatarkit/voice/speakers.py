@@ -18,11 +18,19 @@ class Speaker(msgspec.Struct, frozen=True, kw_only=True):
     """One speaker: its id (the ``speaker`` payload field) and what it sounds like."""
 
     id: str
+    """The speaker id to send as ``speaker`` (``zh_female_qingxin``…)."""
     language: Literal["zh", "en"]
+    """``zh`` (the doc's Chinese speakers) or ``en`` (English), from the id's prefix."""
     scene: str  # the doc's 场景 column (通用, 方言趣味, …)
+    """What the voice suits, as the doc's 场景 column says it (通用 general, 方言趣味
+    dialects and fun, 广告/短视频 ads and short videos…)."""
     name: str  # the doc's 音色 column, as published
+    """The voice's name, as the doc's 音色 column publishes it (``清新女声``…)."""
     description: str  # the same in English
+    """The name in English (``fresh female voice``…)."""
     gender: Literal["female", "male"]
+    """``female`` or ``male``, from the id (the doc's gender column is icons, lost in
+    its text)."""
 
 
 def _speaker(id: str, scene: str, name: str, description: str) -> Speaker:
