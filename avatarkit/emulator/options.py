@@ -26,6 +26,10 @@ class EmulatorOptions(msgspec.Struct, kw_only=True):
     frames (the connection closes with 1011, as on a server crash).
     ``production_factor``: extra time offline production takes, as a
     fraction of the video's duration (the real service needs about 0.7).
+    ``video_send_bps``: bytes per second at which a produced video leaves the
+    emulator (its ``|DAT|03|`` packets, or the body of its ``video_url``
+    download), the link between the service and you; None: as fast as the
+    socket allows.  Read at each packet, so a test may lift it mid-delivery.
 
     Digime (see :mod:`avatarkit.emulator.digime`): ``digime_init_data_shape``
     is how ``/init_part_upload`` answers, ``{"upload_id": …}`` (``"object"``,
@@ -65,6 +69,7 @@ class EmulatorOptions(msgspec.Struct, kw_only=True):
     drop_after_frames: int | None = None
     production_factor: float = 0.0
     media_chunk_bytes: int = 256 * 1024
+    video_send_bps: float | None = None
     open_timeout: float = 30.0
     keep_videos: int = 16
     digime_init_data_shape: Literal["object", "bare"] = "object"

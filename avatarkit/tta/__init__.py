@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     )
     from avatarkit.tta.limits import LimitChanges, StreamLimits
     from avatarkit.tta.stream import AudioDrive, StreamRecording, TtaStream, Utterance
-    from avatarkit.tta.video import ProducedVideo
+    from avatarkit.tta.video import ProducedVideo, VideoStream
 
 _CONFIG = "avatarkit.tta.config"
 #: Lazily loaded name -> the module that defines it ("" for a submodule itself).
@@ -75,6 +75,7 @@ _LAZY: dict[str, str | tuple[str, str | None]] = {
     "TtaStream": "avatarkit.tta.stream",
     "Utterance": "avatarkit.tta.stream",
     "ProducedVideo": "avatarkit.tta.video",
+    "VideoStream": "avatarkit.tta.video",
 }
 
 __all__ = [
@@ -100,6 +101,7 @@ __all__ = [
     "Utterance",
     "VideoConfig",
     "VideoFields",
+    "VideoStream",
     "events",
     "frames",
     "make_config",

@@ -49,7 +49,7 @@ from avatarkit.tta.audio import RATE, PcmConverter, wav_chunks
 from avatarkit.tta.config import SessionConfig, encode_config
 from avatarkit.tta.frames import MsgCode, MsgType
 from avatarkit.tta.limits import StreamLimits
-from avatarkit.tta.video import ProducedVideo
+from avatarkit.tta.video import ProducedVideo, VideoStream
 
 if TYPE_CHECKING:
     import httpx
@@ -552,54 +552,122 @@ class TtaStream:
             raise
 
     async def _finish(self) -> ProducedVideo:
-        codec = self.config.codec
+        production = _Production(self)
         chunks: list[memoryview] = []
-        url: str | None = None
-        subtitles: tuple[ev.SubtitleItem, ...] = ()
-        media_done = codec is None
-        closed_ok = False
-        awaiting = "the produced video" if codec is not None else "the close reply"
-        await self.send(frames.encode_close())
-        self._state = "closing"
-        self._finishing = True
+        await production.start()
+        while (piece := await production.next_piece()) is not None:
+            chunks.append(piece)
+        await self.aclose()
+        return ProducedVideo(
+            data=b"".join(chunks) if chunks else None,
+            url=production.url,
+            codec=self.config.codec,
+            subtitles=production.subtitles,
+            http=self._owner.http,
+            retry=self._retry,
+        )
+
+    def stream_video(
+        self, *, timeout: float | None = None, chunk_bytes: int = 1 << 16
+    ) -> VideoStream:
+        """Close the session (``|CTL|01|``) and iterate the produced video's bytes as
+        they arrive: the ``|DAT|03|`` packets as the service sends them, or, when the
+        service answers with a ``video_url`` (``output_url=True``), the download as it
+        comes in (``chunk_bytes`` at a time)::
+
+            async with stream.stream_video() as video:
+                async for chunk in video:
+                    await out.write(chunk)
+            print(video.subtitles)
+
+        Memory stays bounded: a packet is handed on as it is read, and while you do
+        not ask for the next one the stream's queue fills and reading pauses (TCP
+        pushes back on the service).  The subtitles are collected as in
+        :meth:`finish` (complete once the iteration has ended).  Each wait for the
+        service is bounded by ``idle_timeout`` plus the duration of the speech so
+        far, and the whole by ``timeout`` (seconds) when given.
+
+        Raises:
+            ValidationError: the session produces no video (no ``codec``: an RTC or
+                RTMP session), or ``timeout``/``chunk_bytes`` is not positive.
+            StreamClosed: the stream is not open.
+
+        While iterating, see :class:`~avatarkit.tta.video.VideoStream`.
+        """
+        self._require_open()
+        if self.config.codec is None:
+            raise ValidationError(
+                "codec", None, "stream_video() needs offline production (a codec, no rtc/rtmp)"
+            )
+        return VideoStream(
+            _Production(self),
+            codec=self.config.codec,
+            http=lambda: self._owner.http,
+            retry=self._retry,
+            timeout=timeout,
+            chunk_bytes=chunk_bytes,
+        )
+
+
+class _Production:
+    """The end of a session: the close frame out, then the produced media piece by
+    piece, the subtitles, and the close reply.  Shared by ``finish()`` (which joins the
+    pieces) and ``stream_video()`` (which hands each one on)."""
+
+    __slots__ = ("_closed_ok", "_media_done", "_stream", "subtitles", "url")
+
+    def __init__(self, stream: TtaStream) -> None:
+        self._stream = stream
+        self._media_done = stream.config.codec is None
+        self._closed_ok = False
+        self.url: str | None = None
+        self.subtitles: tuple[ev.SubtitleItem, ...] = ()
+
+    async def start(self) -> None:
+        stream = self._stream
+        await stream.send(frames.encode_close())
+        stream._state = "closing"
+        stream._finishing = True
+
+    async def next_piece(self) -> memoryview | None:
+        """The next piece of the media bytes; None once the media (or its URL) and the
+        close reply are in.  On a failure the stream stops finishing."""
+        stream = self._stream
+        awaiting = "the produced video" if stream.config.codec is not None else "the close reply"
         try:
-            while not (closed_ok and media_done):
+            while not (self._closed_ok and self._media_done):
                 try:
-                    event, _ = await self._take(awaiting)
+                    event, _ = await stream._take(awaiting)
                 except ConnectionLost:
-                    if self._error is None and media_done:
+                    if stream._error is None and self._media_done:
                         break  # the service closed without its close reply: the video is here
                     raise
                 match event:
                     case ev.MediaChunk(data=data):
-                        chunks.append(data)
+                        return data
                     case ev.MediaEnd(data=data):
-                        chunks.append(data)
-                        media_done = True
+                        self._media_done = True
+                        return data
                     case ev.VideoUrl(url=video_url):
-                        url, media_done = video_url, True
+                        self.url, self._media_done = video_url, True
                     case ev.AllSubtitles(subtitles=lines):
-                        subtitles = lines
+                        self.subtitles = lines
                     case ev.Status(code=code, message=message, type=kind) if (
                         code != MsgCode.OK and kind in (MsgType.CLOSE, MsgType.PRODUCTION)
                     ):
                         raise ServiceError(code, message, retryable=code == MsgCode.BUSY)
                     case ev.Status(type=kind) if kind == MsgType.CLOSE:
-                        closed_ok = True
+                        self._closed_ok = True
                     case _:
                         pass
-        finally:
-            self._finishing = False
-        await self.aclose()
-        video_bytes = b"".join(chunks) if chunks else None
-        return ProducedVideo(
-            data=video_bytes,
-            url=url,
-            codec=codec,
-            subtitles=subtitles,
-            http=self._owner.http,
-            retry=self._retry,
-        )
+        except BaseException:
+            stream._finishing = False
+            raise
+        stream._finishing = False
+        return None
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
 
 
 class _Router:

@@ -34,6 +34,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from avatarkit._redact import protected_logger
 from avatarkit.emulator import media
 from avatarkit.emulator.rtmp import RtmpPublisher
+from avatarkit.emulator.shaping import Pacer
 from avatarkit.emulator.state import EmulatorState
 from avatarkit.emulator.tta import audio
 from avatarkit.emulator.tta.errors import ChatRejected, Dropped, InvalidParameter
@@ -470,9 +471,13 @@ class TtaSession:
             await self.event("video_url", {"video_url": url})
         else:
             size = self.opts.media_chunk_bytes
+            pacer = Pacer(lambda: self.opts.video_send_bps)
             for start in range(0, len(data), size):
                 last = start + size >= len(data)
-                await self.send_bytes(frames.server_media(data[start : start + size], last=last))
+                piece = data[start : start + size]
+                await pacer.wait(len(piece))
+                await self.send_bytes(frames.server_media(piece, last=last))
+            self.state.stats.tta_videos_delivered += 1
         await self.status(OK, "video produced", T_PRODUCTION)
 
 
