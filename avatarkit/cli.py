@@ -10,6 +10,8 @@
 ``avatarkit train CONF_NAME``      start training; ``--wait`` to wait for the result
 ``avatarkit status CONF_NAME``     training state
 ``avatarkit metastudio train|jobs|show``  Huawei MetaStudio training jobs
+``avatarkit batch JOBS.jsonl -o DIR``  many videos, resumable, concurrency adapted
+                                   to the account's quota (a manifest in DIR)
 
 Results go to stdout; progress, status and errors to stderr.  An error is
 one line (with ``--json``, one JSON object: ``{"error": {"type", "message",
@@ -17,7 +19,8 @@ one line (with ``--json``, one JSON object: ``{"error": {"type", "message",
 
   0 done   1 the service refused or failed   2 bad input (a flag, a file)
   3 credentials refused   4 timed out   5 connection lost or broken
-  6 training failed   130 interrupted (Ctrl-C)
+  6 training failed   7 a batch ended with failed jobs (see its manifest)
+  130 interrupted (Ctrl-C)
 
 Each retry prints one line to stderr too (a JSON object with ``--json``);
 ``--retry-timeout SECONDS`` bounds how long a failing request is retried.
@@ -67,6 +70,7 @@ __all__ = ["main"]
 # One exit code per error class, stable for scripts (the module docstring lists them).
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_AUTH, EXIT_TIMEOUT, EXIT_CONNECTION, EXIT_TRAINING = 3, 4, 5, 6
+EXIT_BATCH_FAILURES = 7
 _EXIT_CODES: tuple[tuple[type[Exception], int], ...] = (  # the first match wins
     (ValidationError, EXIT_USAGE),
     (AuthenticationError, EXIT_AUTH),
@@ -244,6 +248,77 @@ async def _cmd_say(args: argparse.Namespace) -> int:
         f"{result['video_frames']} frames, {result['bytes']} bytes)",
     )
     return EXIT_OK
+
+
+class _BatchBar:
+    """One stderr line for a batch: done/total, failed, concurrency, rate and ETA.
+
+    On a terminal it is redrawn in place; otherwise a line per finished job.
+    ``--json`` makes each a JSON object (``"event": "progress"``)."""
+
+    def __init__(self, *, json_lines: bool) -> None:
+        self.json_lines = json_lines
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, p: Any) -> None:
+        if self.json_lines:
+            line = json.dumps({"event": "progress", **msgspec.to_builtins(p)})
+            sys.stderr.write(line + "\n")
+            return
+        finished = p.done + p.failed + p.skipped
+        filled = int(30 * finished / p.total) if p.total else 30
+        eta = f"{p.eta_s:.0f}s" if p.eta_s is not None else "?"
+        rate = p.done / p.elapsed_s if p.elapsed_s > 0 else 0.0
+        line = (
+            f"batch [{'#' * filled}{'.' * (30 - filled)}] {finished}/{p.total} "
+            f"failed {p.failed} retried {p.retried} busy {p.busy} "
+            f"running {p.running}/{p.limit} {rate:.2f} jobs/s ETA {eta}"
+        )
+        sys.stderr.write(f"\r\x1b[K{line}" if self.tty else line + "\n")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.tty and not self.json_lines:
+            sys.stderr.write("\n")
+
+
+def _batch_folder(path: str) -> Path:
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise ValidationError("--output", path, "must be a folder")
+    return out
+
+
+async def _cmd_batch(args: argparse.Namespace) -> int:
+    from avatarkit.batch import load_jobs, run_batch
+
+    jobs = load_jobs(args.jobs)  # every line checked before anything runs
+    out = _batch_folder(args.output)
+    bar = _BatchBar(json_lines=args.json)
+    try:
+        async with _session(args) as av:
+            _retry_timeout(args, av)
+            summary = await run_batch(
+                av,
+                jobs,
+                out,
+                cap=args.concurrency,
+                attempts=args.attempts,
+                on_progress=bar,
+            )
+    finally:
+        bar.close()
+    result = msgspec.to_builtins(summary)
+    _print_result(
+        args,
+        result,
+        f"batch: {summary.done} done, {summary.failed} failed, {summary.skipped} skipped "
+        f"({summary.recovered} recovered), {summary.retried} retried, {summary.busy} busy; "
+        f"{summary.elapsed_s:.1f}s, {summary.jobs_per_s:.2f} jobs/s, "
+        f"peak concurrency {summary.peak_concurrency}/{summary.cap}; manifest: "
+        f"{out / 'manifest.jsonl'}",
+    )
+    return EXIT_OK if summary.failed == 0 else EXIT_BATCH_FAILURES
 
 
 async def _cmd_demo(args: argparse.Namespace) -> int:
@@ -593,6 +668,29 @@ def _parser() -> argparse.ArgumentParser:
     )
     say.add_argument("--json", action="store_true", help="print the result as JSON")
 
+    batch = sub.add_parser(
+        "batch", help="produce many videos from a .jsonl of jobs (resumable)", parents=[retry]
+    )
+    batch.add_argument(
+        "jobs", help='the jobs, one JSON object per line: {"id", "role", "text" or "ssml", …}'
+    )
+    batch.add_argument("-o", "--output", required=True, help="the folder for videos and manifest")
+    batch.add_argument(
+        "--concurrency",
+        type=int,
+        default=8,
+        help="the most videos made at once (default 8); lowered while the service is busy",
+    )
+    batch.add_argument(
+        "--attempts", type=int, default=3, help="tries per job on transient failures (default 3)"
+    )
+    batch.add_argument(
+        "--emulator",
+        action="store_true",
+        help="run against an in-process emulator instead of the real service",
+    )
+    batch.add_argument("--json", action="store_true", help="progress and summary as JSON")
+
     upload = sub.add_parser("upload", help="upload a digime video (resumable)", parents=[retry])
     upload.add_argument("path", help="the video file (mp4, mov or webm)")
     upload.add_argument(
@@ -813,6 +911,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_emulator(args)
         commands = {
             "say": _cmd_say,
+            "batch": _cmd_batch,
             "demo": _cmd_demo,
             "upload": _cmd_upload,
             "voice-clone": _cmd_voice_clone_upload,

@@ -22,6 +22,9 @@ class EmulatorOptions(msgspec.Struct, kw_only=True):
     every access unit padded to ``frame_bytes`` when that is set.
     ``audio_chunk_ms``: PCM per ``|DAT|00|`` frame (40 ms = 1280 bytes).
     ``busy_opens``: how many session opens to answer with MSG 1002 first.
+    ``tta_max_sessions``: the account's quota, TTA sessions open at once for the
+    appid; an open above it is answered with MSG 1002 (busy), as the real
+    service does.  None (default): no cap.
     ``drop_after_frames``: fail every TTA connection after that many media
     frames (the connection closes with 1011, as on a server crash).
     ``production_factor``: extra time offline production takes, as a
@@ -66,6 +69,7 @@ class EmulatorOptions(msgspec.Struct, kw_only=True):
     frame_bytes: int | None = None
     audio_chunk_ms: int = 40
     busy_opens: int = 0
+    tta_max_sessions: int | None = None
     drop_after_frames: int | None = None
     production_factor: float = 0.0
     media_chunk_bytes: int = 256 * 1024

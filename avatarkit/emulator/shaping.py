@@ -97,6 +97,9 @@ def check_shaping_options(options: EmulatorOptions) -> None:
         raise ValidationError("failure_rate", options.failure_rate, "must be between 0 and 1")
     if options.failure_mode not in ("5xx", "drop", "mixed"):
         raise ValidationError("failure_mode", options.failure_mode, "must be 5xx, drop or mixed")
+    cap = options.tta_max_sessions
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+        raise ValidationError("tta_max_sessions", cap, "must be an integer >= 1 (or None)")
     rate = options.video_send_bps
     if rate is not None and not rate > 0:
         raise ValidationError("video_send_bps", rate, "must be > 0 (or None)")
