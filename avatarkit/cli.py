@@ -296,16 +296,31 @@ async def _cmd_batch(args: argparse.Namespace) -> int:
     out = _batch_folder(args.output)
     bar = _BatchBar(json_lines=args.json)
     try:
-        async with _session(args) as av:
-            _retry_timeout(args, av)
-            summary = await run_batch(
-                av,
+        if args.engine == "ray":
+            from avatarkit.batch.ray_engine import run_batch_ray
+
+            if args.emulator:
+                raise ValidationError("--emulator", True, "is for the local engine only")
+            summary = await run_batch_ray(
                 jobs,
                 out,
+                address=args.address,
                 cap=args.concurrency,
                 attempts=args.attempts,
+                workers=args.workers,
                 on_progress=bar,
             )
+        else:
+            async with _session(args) as av:
+                _retry_timeout(args, av)
+                summary = await run_batch(
+                    av,
+                    jobs,
+                    out,
+                    cap=args.concurrency,
+                    attempts=args.attempts,
+                    on_progress=bar,
+                )
     finally:
         bar.close()
     result = msgspec.to_builtins(summary)
@@ -688,6 +703,20 @@ def _parser() -> argparse.ArgumentParser:
         "--emulator",
         action="store_true",
         help="run against an in-process emulator instead of the real service",
+    )
+    batch.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: this process (default); ray: a Ray cluster (the ray extra)",
+    )
+    batch.add_argument(
+        "--address", help="the Ray cluster to join (ray://… or host:port; default: a local one)"
+    )
+    batch.add_argument(
+        "--workers",
+        type=int,
+        help="Ray workers, each with its own session (default: --concurrency)",
     )
     batch.add_argument("--json", action="store_true", help="progress and summary as JSON")
 

@@ -147,6 +147,15 @@ async def test_a_batch_respects_the_quota_and_resumes(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
+async def test_a_cap_at_the_quota_never_meets_a_busy_answer(tmp_path: Path) -> None:
+    async with Emulator(tta_max_sessions=3) as emu, emu.session() as session:
+        summary = await run_batch(session, jobs(9), tmp_path, cap=3)
+        assert emu.stats.tta_rejected_opens == 0 and summary.busy == 0
+        assert emu.stats.tta_sessions_peak <= 3
+    assert summary.done == 9 and summary.peak_concurrency == 3
+
+
+@pytest.mark.anyio
 async def test_a_bad_job_is_recorded_and_the_batch_goes_on(tmp_path: Path) -> None:
     # A role the service does not know is refused at open (1001): no retry.
     batch = parse_jobs([job_line(0), job_line(1, role="Nobody-Here"), job_line(2)])

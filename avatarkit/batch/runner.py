@@ -40,7 +40,15 @@ from avatarkit.errors import AvatarError, ServiceError, ValidationError
 if TYPE_CHECKING:
     from avatarkit._session import AvatarSession
 
-__all__ = ["BatchProgress", "BatchSummary", "PermitSource", "run_batch"]
+__all__ = [
+    "BatchProgress",
+    "BatchSummary",
+    "JobRunner",
+    "PermitSource",
+    "Tally",
+    "plan",
+    "run_batch",
+]
 
 _BUSY = 1002  # doc 001 §2.2.1.1: 服务繁忙
 _ONE_TRY = RetryPolicy(attempts=1)  # the batch sees busy answers itself
@@ -131,7 +139,7 @@ def _sha256(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def _plan(
+def plan(
     folder: Path, jobs: Sequence[BatchJob], summary: BatchSummary
 ) -> tuple[Manifest, list[BatchJob]]:
     """The folder made and cleaned, its manifest read, and the jobs left to do (in a thread:
@@ -178,71 +186,49 @@ def _clean_partials(folder: Path) -> None:
         leftover.unlink(missing_ok=True)
 
 
-class _Run:
+class JobRunner:
+    """Makes one job's files, taking a place from ``permits`` for each try: a busy
+    answer gives the place back (the limit halves) and waits its turn again; a
+    transient failure is retried up to ``attempts``.  Returns the job's manifest
+    entry, done or failed; never raises for the job's own failure.  The local
+    engine runs one on its session; each Ray worker runs one on its own."""
+
     def __init__(
         self,
         session: AvatarSession,
         folder: Path,
-        manifest: Manifest,
         permits: PermitSource,
-        attempts: int,
-        summary: BatchSummary,
-        on_progress: Callable[[BatchProgress], None] | None,
-        limit: Callable[[], int],
-        total: int,
+        *,
+        attempts: int = 3,
     ) -> None:
         self.av = session.with_options(retry=_ONE_TRY)
         self.delays = session.retry
         self.folder = folder
-        self.manifest = manifest
         self.permits = permits
         self.attempts = attempts
-        self.summary = summary
-        self.on_progress = on_progress
-        self.limit = limit
-        self.total = total
         self.running = 0
-        self.started = time.monotonic()
 
-    def progress(self) -> None:
-        if self.on_progress is None:
-            return
-        s, elapsed = self.summary, time.monotonic() - self.started
-        finished = s.done + s.failed
-        left = self.total - finished - s.skipped
-        eta = elapsed / finished * left if finished else None
-        with contextlib.suppress(Exception):  # a broken display must not break the batch
-            self.on_progress(
-                BatchProgress(
-                    total=self.total,
-                    done=s.done,
-                    failed=s.failed,
-                    skipped=s.skipped,
-                    retried=s.retried,
-                    busy=s.busy,
-                    running=self.running,
-                    limit=self.limit(),
-                    elapsed_s=elapsed,
-                    eta_s=eta,
-                )
-            )
+    async def run(self, job: BatchJob) -> ManifestEntry:
+        """The job, to its end: its entry (``status`` "done" or "failed").
 
-    async def job(self, job: BatchJob) -> None:
+        Raises nothing for the job's own failure.
+
+        Cancellation:
+            The try under way is abandoned (its temp files removed); its place is
+            given back.
+        """
         attempt, busy = 0, 0
         delays = iter(self.delays.delays())
         while True:
             epoch = await self.permits.acquire()
             self.running += 1
             outcome = "error"
+            error: Exception | None = None
             try:
                 entry = await self.produce(job)
                 outcome = "success"
             except ServiceError as exc:
-                if exc.code == _BUSY:
-                    outcome = "busy"
-                    error: Exception = exc
-                else:
-                    error = exc
+                outcome, error = ("busy" if exc.code == _BUSY else "error"), exc
             except Exception as exc:  # a bad job never stops the batch
                 error = exc
             finally:
@@ -250,13 +236,9 @@ class _Run:
                 await self.permits.release(epoch, outcome)
             if outcome == "success":
                 entry.attempts, entry.busy = attempt + 1, busy
-                self.manifest.append(entry)
-                self.summary.done += 1
-                self.progress()
-                return
+                return entry
             if outcome == "busy":
                 busy += 1
-                self.summary.busy += 1
                 if busy < MAX_BUSY:
                     await anyio.sleep(random.uniform(0.01, 0.05) * min(busy, 10))
                     continue
@@ -266,22 +248,14 @@ class _Run:
                 transient = isinstance(error, AvatarError) and _transient(error)
                 delay = next(delays, None) if transient and attempt < self.attempts else None
             if delay is None:
-                reason = scrub(f"{type(error).__name__}: {error}")
-                self.manifest.append(
-                    ManifestEntry(
-                        id=job.id,
-                        status="failed",
-                        attempts=attempt,
-                        busy=busy,
-                        reason=reason,
-                        finished_at=_now(),
-                    )
+                return ManifestEntry(
+                    id=job.id,
+                    status="failed",
+                    attempts=max(attempt, 1),
+                    busy=busy,
+                    reason=scrub(f"{type(error).__name__}: {error}"),
+                    finished_at=_now(),
                 )
-                self.summary.failed += 1
-                self.summary.failures[job.id] = reason
-                self.progress()
-                return
-            self.summary.retried += 1
             await anyio.sleep(delay)
 
     async def produce(self, job: BatchJob) -> ManifestEntry:
@@ -326,6 +300,76 @@ class _Run:
         )
 
 
+class Tally:
+    """The driver's side: records each entry in the manifest and the summary, and
+    reports progress."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        summary: BatchSummary,
+        on_progress: Callable[[BatchProgress], None] | None,
+        *,
+        limit: Callable[[], int],
+        running: Callable[[], int],
+    ) -> None:
+        self.manifest = manifest
+        self.summary = summary
+        self.on_progress = on_progress
+        self.limit = limit
+        self.running = running
+        self.started = time.monotonic()
+
+    def record(self, entry: ManifestEntry) -> None:
+        """Append ``entry`` to the manifest and count it.
+
+        Raises:
+            ValidationError: the manifest cannot be written.
+        """
+        self.manifest.append(entry)
+        s = self.summary
+        s.retried += max(entry.attempts - 1, 0)
+        s.busy += entry.busy
+        if entry.status == "done":
+            s.done += 1
+        else:
+            s.failed += 1
+            s.failures[entry.id] = entry.reason or "failed"
+        self.progress()
+
+    def progress(self) -> None:
+        """Report where the batch is (a failing callback is ignored).  Raises nothing."""
+        if self.on_progress is None:
+            return
+        s, elapsed = self.summary, time.monotonic() - self.started
+        finished = s.done + s.failed
+        left = s.total - finished - s.skipped
+        eta = elapsed / finished * left if finished else None
+        with contextlib.suppress(Exception):  # a broken display must not break the batch
+            self.on_progress(
+                BatchProgress(
+                    total=s.total,
+                    done=s.done,
+                    failed=s.failed,
+                    skipped=s.skipped,
+                    retried=s.retried,
+                    busy=s.busy,
+                    running=self.running(),
+                    limit=self.limit(),
+                    elapsed_s=elapsed,
+                    eta_s=eta,
+                )
+            )
+
+    def finish(self, peak: int) -> BatchSummary:
+        """The summary, with the run's duration and rate.  Raises nothing."""
+        s = self.summary
+        s.elapsed_s = round(time.monotonic() - self.started, 3)
+        s.jobs_per_s = round(s.done / s.elapsed_s, 3) if s.elapsed_s else 0.0
+        s.peak_concurrency = peak
+        return s
+
+
 def _transient(error: AvatarError) -> bool:
     from avatarkit._http import is_transient
 
@@ -367,25 +411,24 @@ async def run_batch(
     source: PermitSource = permits or Permits(limit)
     folder = Path(output)
     summary = BatchSummary(total=len(jobs), cap=cap)
-    manifest, todo = await anyio.to_thread.run_sync(_plan, folder, jobs, summary)
-    run = _Run(
-        session,
-        folder,
+    manifest, todo = await anyio.to_thread.run_sync(plan, folder, jobs, summary)
+    runner = JobRunner(session, folder, source, attempts=attempts)
+    tally = Tally(
         manifest,
-        source,
-        attempts,
         summary,
         on_progress,
-        lambda: limit.permits,
-        len(jobs),
+        limit=lambda: limit.permits,
+        running=lambda: runner.running,
     )
-    run.progress()
+    tally.progress()
+
+    async def one(job: BatchJob) -> None:
+        tally.record(await runner.run(job))
+
     try:
         async with anyio.create_task_group() as tg:
             for job in todo:
-                tg.start_soon(run.job, job)
+                tg.start_soon(one, job)
     finally:
-        summary.elapsed_s = round(time.monotonic() - run.started, 3)
-        summary.jobs_per_s = round(summary.done / summary.elapsed_s, 3) if summary.elapsed_s else 0
-        summary.peak_concurrency = source.peak if isinstance(source, Permits) else 0
+        tally.finish(source.peak if isinstance(source, Permits) else 0)
     return summary
