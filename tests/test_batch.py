@@ -229,3 +229,16 @@ def test_the_cli_summary_and_exit_code_for_failures(tmp_path: Path) -> None:
         timeout=60,
     )
     assert bad.returncode == 2 and json.loads(bad.stderr)["error"]["field"] == "jobs"
+
+
+@pytest.mark.anyio
+async def test_the_emulator_reports_its_counters_over_http(tmp_path: Path) -> None:
+    import httpx
+
+    async with Emulator(tta_max_sessions=2) as emu, emu.session() as session:
+        await run_batch(session, jobs(3), tmp_path, cap=2)
+        async with httpx.AsyncClient(base_url=emu.http_url) as client:
+            stats = (await client.get("/emulator/stats")).json()
+            assert stats["tta_sessions_opened"] == 3 and 1 <= stats["tta_sessions_peak"] <= 2
+            reset = (await client.post("/emulator/stats")).json()
+            assert reset["tta_sessions_peak"] == reset["tta_sessions_active"] == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -12,7 +13,13 @@ from starlette.routing import Route, WebSocketRoute
 
 from avatarkit.emulator import digime, metastudio, sami
 from avatarkit.emulator.options import EmulatorOptions
-from avatarkit.emulator.routes import HEALTH_PATH, SHAPED_PREFIXES, TTA_PATH, VIDEOS_PATH
+from avatarkit.emulator.routes import (
+    HEALTH_PATH,
+    SHAPED_PREFIXES,
+    STATS_PATH,
+    TTA_PATH,
+    VIDEOS_PATH,
+)
 from avatarkit.emulator.shaping import Pacer, Shaper, check_shaping_options
 from avatarkit.emulator.state import EmulatorState
 from avatarkit.emulator.tta import tta_endpoint
@@ -52,6 +59,14 @@ async def _video(request: Request) -> Response:
     )
 
 
+async def _stats(request: Request) -> Response:
+    """The counters (tests and benchmarks of another process read them here)."""
+    stats = request.app.state.emulator.stats
+    if request.method == "POST":  # a new measurement: peaks start from what is open now
+        stats.tta_sessions_peak = stats.tta_sessions_active
+    return JSONResponse(dataclasses.asdict(stats))
+
+
 async def _health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
@@ -79,6 +94,7 @@ def create_app(options: EmulatorOptions | None = None) -> Starlette:
             WebSocketRoute(TTA_PATH + "/{dimension:str}", tta_endpoint),
             Route(VIDEOS_PATH + "/{name:str}", _video),
             Route(HEALTH_PATH, _health),
+            Route(STATS_PATH, _stats, methods=["GET", "POST"]),
             *digime.digime_routes(),
             *metastudio.metastudio_routes(),
             *sami.sami_routes(),
