@@ -165,10 +165,28 @@ async def _session(args: argparse.Namespace) -> AsyncIterator[AvatarSession]:
             yield av
 
 
+async def _stdin_text() -> AsyncIterator[str]:
+    """Standard input as it comes (an LLM piped in), decoded as UTF-8 piece by piece."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
+    fd = sys.stdin.fileno()
+    # What is there, now; a cancel (Ctrl-C) does not wait for the blocked read.
+    while data := await anyio.to_thread.run_sync(os.read, fd, 4096, abandon_on_cancel=True):
+        try:
+            text = decoder.decode(data)
+        except UnicodeDecodeError as exc:
+            raise ValidationError("stdin", data[:40], f"is not UTF-8 ({exc.reason})") from None
+        if text:
+            yield text
+    if tail := decoder.decode(b"", final=True):
+        yield tail
+
+
 async def _produce(
     av: AvatarSession,
-    text: str,
-    out: Path,
+    text: str | AsyncIterator[str],
+    out: Path | None,
     *,
     role: str,
     codec: Codec,
@@ -190,7 +208,8 @@ async def _produce(
     audio_bytes = frames = 0
     status = _LiveStatus(enabled=live)
     async with av.tta.open(role=role, codec=codec, video=video or None) as stream:
-        async for event in stream.say(text):
+        speech = stream.say(text) if isinstance(text, str) else stream.say_stream(text)
+        async for event in speech:
             match event:
                 case ev.AudioChunk(pcm=pcm):
                     audio_bytes += len(pcm)
@@ -200,38 +219,52 @@ async def _produce(
                 case _:
                     pass
         status.close()
-        produced = await stream.finish()
-        saved = await produced.save(out)
         resolution = stream.resolution
+        if out is None:  # the video to stdout, passed on as it arrives
+            written = 0
+            async with stream.stream_video() as chunks:
+                async for chunk in chunks:
+                    await anyio.to_thread.run_sync(sys.stdout.buffer.write, chunk)
+                    written += len(chunk)
+            await anyio.to_thread.run_sync(sys.stdout.buffer.flush)
+            lines = chunks.subtitles
+            where, size = "-", written
+        else:
+            produced = await stream.finish()
+            saved = await produced.save(out)
+            lines = produced.subtitles
+            where, size = str(await anyio.Path(saved).resolve()), len(produced.data or b"")
+            if produced.data is None:
+                size = (await anyio.Path(saved).stat()).st_size
     if srt is not None:
         from avatarkit.media import SubtitleTrack
 
-        await anyio.to_thread.run_sync(SubtitleTrack(produced.subtitles).write, srt)
+        await anyio.to_thread.run_sync(SubtitleTrack(lines).write, srt)
     elapsed = time.monotonic() - started
     seconds = audio_bytes / 32_000
     return {
-        "path": str(await anyio.Path(saved).resolve()),
-        "bytes": (await anyio.Path(saved).stat()).st_size,
+        "path": where,
+        "bytes": size,
         "seconds": round(seconds, 3),
         "video_frames": frames,
         "resolution": list(resolution),
         "elapsed_s": round(elapsed, 3),
         "realtime_factor": round(seconds / elapsed, 2) if elapsed else None,
-        "subtitles": [
-            {"text": s.text, "start_ms": s.start_ms, "end_ms": s.end_ms} for s in produced.subtitles
-        ],
+        "subtitles": [{"text": s.text, "start_ms": s.start_ms, "end_ms": s.end_ms} for s in lines],
     }
 
 
 async def _cmd_say(args: argparse.Namespace) -> int:
-    _writable_output(args.output, "--output")
+    to_stdout = args.output == "-"
+    if not to_stdout:
+        _writable_output(args.output, "--output")
     if args.srt:
         _writable_output(args.srt, "--srt")
-    out = Path(args.output)
+    out = None if to_stdout else Path(args.output)
     async with _session(args) as av:
         result = await _produce(
             av,
-            args.text,
+            _stdin_text() if args.text == "-" else args.text,
             out,
             role=args.role,
             codec=args.codec,
@@ -241,12 +274,15 @@ async def _cmd_say(args: argparse.Namespace) -> int:
             srt=Path(args.srt) if args.srt else None,
             live=not args.json,
         )
-    _print_result(
-        args,
-        result,
+    human = (
         f"wrote {result['path']} ({result['seconds']} s of video, "
-        f"{result['video_frames']} frames, {result['bytes']} bytes)",
+        f"{result['video_frames']} frames, {result['bytes']} bytes)"
     )
+    if to_stdout:  # stdout holds the video: the result goes to stderr
+        line = json.dumps(result, ensure_ascii=False) if args.json else human
+        print(line, file=sys.stderr)
+    else:
+        _print_result(args, result, human)
     return EXIT_OK
 
 
@@ -659,9 +695,17 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     say = sub.add_parser("say", help="produce a video of TEXT")
-    say.add_argument("text", help="what the avatar says (plain text or SSML)")
     say.add_argument(
-        "-o", "--output", default="out.mp4", help="the video file to write (default out.mp4)"
+        "text",
+        help="what the avatar says (plain text or SSML); - reads standard input as it "
+        "comes (an LLM piped in), speaking each sentence once it is complete",
+    )
+    say.add_argument(
+        "-o",
+        "--output",
+        default="out.mp4",
+        help="the video file to write (default out.mp4); - writes it to standard output "
+        "as it arrives (the result line then goes to standard error)",
     )
     say.add_argument("--role", default="GuoXiaoyuan", help="the avatar (default GuoXiaoyuan)")
     say.add_argument(
