@@ -10,6 +10,8 @@
 ``avatarkit train CONF_NAME``      start training; ``--wait`` to wait for the result
 ``avatarkit status CONF_NAME``     training state
 ``avatarkit metastudio train|jobs|show``  Huawei MetaStudio training jobs
+``avatarkit batch JOBS.jsonl -o DIR``  many videos, resumable, concurrency adapted
+                                   to the account's quota (a manifest in DIR)
 
 Results go to stdout; progress, status and errors to stderr.  An error is
 one line (with ``--json``, one JSON object: ``{"error": {"type", "message",
@@ -17,7 +19,8 @@ one line (with ``--json``, one JSON object: ``{"error": {"type", "message",
 
   0 done   1 the service refused or failed   2 bad input (a flag, a file)
   3 credentials refused   4 timed out   5 connection lost or broken
-  6 training failed   130 interrupted (Ctrl-C)
+  6 training failed   7 a batch ended with failed jobs (see its manifest)
+  130 interrupted (Ctrl-C)
 
 Each retry prints one line to stderr too (a JSON object with ``--json``);
 ``--retry-timeout SECONDS`` bounds how long a failing request is retried.
@@ -67,6 +70,7 @@ __all__ = ["main"]
 # One exit code per error class, stable for scripts (the module docstring lists them).
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_AUTH, EXIT_TIMEOUT, EXIT_CONNECTION, EXIT_TRAINING = 3, 4, 5, 6
+EXIT_BATCH_FAILURES = 7
 _EXIT_CODES: tuple[tuple[type[Exception], int], ...] = (  # the first match wins
     (ValidationError, EXIT_USAGE),
     (AuthenticationError, EXIT_AUTH),
@@ -161,10 +165,28 @@ async def _session(args: argparse.Namespace) -> AsyncIterator[AvatarSession]:
             yield av
 
 
+async def _stdin_text() -> AsyncIterator[str]:
+    """Standard input as it comes (an LLM piped in), decoded as UTF-8 piece by piece."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
+    fd = sys.stdin.fileno()
+    # What is there, now; a cancel (Ctrl-C) does not wait for the blocked read.
+    while data := await anyio.to_thread.run_sync(os.read, fd, 4096, abandon_on_cancel=True):
+        try:
+            text = decoder.decode(data)
+        except UnicodeDecodeError as exc:
+            raise ValidationError("stdin", data[:40], f"is not UTF-8 ({exc.reason})") from None
+        if text:
+            yield text
+    if tail := decoder.decode(b"", final=True):
+        yield tail
+
+
 async def _produce(
     av: AvatarSession,
-    text: str,
-    out: Path,
+    text: str | AsyncIterator[str],
+    out: Path | None,
     *,
     role: str,
     codec: Codec,
@@ -186,7 +208,8 @@ async def _produce(
     audio_bytes = frames = 0
     status = _LiveStatus(enabled=live)
     async with av.tta.open(role=role, codec=codec, video=video or None) as stream:
-        async for event in stream.say(text):
+        speech = stream.say(text) if isinstance(text, str) else stream.say_stream(text)
+        async for event in speech:
             match event:
                 case ev.AudioChunk(pcm=pcm):
                     audio_bytes += len(pcm)
@@ -196,38 +219,52 @@ async def _produce(
                 case _:
                     pass
         status.close()
-        produced = await stream.finish()
-        saved = await produced.save(out)
         resolution = stream.resolution
+        if out is None:  # the video to stdout, passed on as it arrives
+            written = 0
+            async with stream.stream_video() as chunks:
+                async for chunk in chunks:
+                    await anyio.to_thread.run_sync(sys.stdout.buffer.write, chunk)
+                    written += len(chunk)
+            await anyio.to_thread.run_sync(sys.stdout.buffer.flush)
+            lines = chunks.subtitles
+            where, size = "-", written
+        else:
+            produced = await stream.finish()
+            saved = await produced.save(out)
+            lines = produced.subtitles
+            where, size = str(await anyio.Path(saved).resolve()), len(produced.data or b"")
+            if produced.data is None:
+                size = (await anyio.Path(saved).stat()).st_size
     if srt is not None:
         from avatarkit.media import SubtitleTrack
 
-        await anyio.to_thread.run_sync(SubtitleTrack(produced.subtitles).write, srt)
+        await anyio.to_thread.run_sync(SubtitleTrack(lines).write, srt)
     elapsed = time.monotonic() - started
     seconds = audio_bytes / 32_000
     return {
-        "path": str(await anyio.Path(saved).resolve()),
-        "bytes": (await anyio.Path(saved).stat()).st_size,
+        "path": where,
+        "bytes": size,
         "seconds": round(seconds, 3),
         "video_frames": frames,
         "resolution": list(resolution),
         "elapsed_s": round(elapsed, 3),
         "realtime_factor": round(seconds / elapsed, 2) if elapsed else None,
-        "subtitles": [
-            {"text": s.text, "start_ms": s.start_ms, "end_ms": s.end_ms} for s in produced.subtitles
-        ],
+        "subtitles": [{"text": s.text, "start_ms": s.start_ms, "end_ms": s.end_ms} for s in lines],
     }
 
 
 async def _cmd_say(args: argparse.Namespace) -> int:
-    _writable_output(args.output, "--output")
+    to_stdout = args.output == "-"
+    if not to_stdout:
+        _writable_output(args.output, "--output")
     if args.srt:
         _writable_output(args.srt, "--srt")
-    out = Path(args.output)
+    out = None if to_stdout else Path(args.output)
     async with _session(args) as av:
         result = await _produce(
             av,
-            args.text,
+            _stdin_text() if args.text == "-" else args.text,
             out,
             role=args.role,
             codec=args.codec,
@@ -237,13 +274,102 @@ async def _cmd_say(args: argparse.Namespace) -> int:
             srt=Path(args.srt) if args.srt else None,
             live=not args.json,
         )
+    human = (
+        f"wrote {result['path']} ({result['seconds']} s of video, "
+        f"{result['video_frames']} frames, {result['bytes']} bytes)"
+    )
+    if to_stdout:  # stdout holds the video: the result goes to stderr
+        line = json.dumps(result, ensure_ascii=False) if args.json else human
+        print(line, file=sys.stderr)
+    else:
+        _print_result(args, result, human)
+    return EXIT_OK
+
+
+class _BatchBar:
+    """One stderr line for a batch: done/total, failed, concurrency, rate and ETA.
+
+    On a terminal it is redrawn in place; otherwise a line per finished job.
+    ``--json`` makes each a JSON object (``"event": "progress"``)."""
+
+    def __init__(self, *, json_lines: bool) -> None:
+        self.json_lines = json_lines
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, p: Any) -> None:
+        if self.json_lines:
+            line = json.dumps({"event": "progress", **msgspec.to_builtins(p)})
+            sys.stderr.write(line + "\n")
+            return
+        finished = p.done + p.failed + p.skipped
+        filled = int(30 * finished / p.total) if p.total else 30
+        eta = f"{p.eta_s:.0f}s" if p.eta_s is not None else "?"
+        rate = p.done / p.elapsed_s if p.elapsed_s > 0 else 0.0
+        line = (
+            f"batch [{'#' * filled}{'.' * (30 - filled)}] {finished}/{p.total} "
+            f"failed {p.failed} retried {p.retried} busy {p.busy} "
+            f"running {p.running}/{p.limit} {rate:.2f} jobs/s ETA {eta}"
+        )
+        sys.stderr.write(f"\r\x1b[K{line}" if self.tty else line + "\n")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.tty and not self.json_lines:
+            sys.stderr.write("\n")
+
+
+def _batch_folder(path: str) -> Path:
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise ValidationError("--output", path, "must be a folder")
+    return out
+
+
+async def _cmd_batch(args: argparse.Namespace) -> int:
+    from avatarkit.batch import load_jobs, run_batch
+
+    jobs = load_jobs(args.jobs)  # every line checked before anything runs
+    out = _batch_folder(args.output)
+    bar = _BatchBar(json_lines=args.json)
+    try:
+        if args.engine == "ray":
+            from avatarkit.batch.ray_engine import run_batch_ray
+
+            if args.emulator:
+                raise ValidationError("--emulator", True, "is for the local engine only")
+            summary = await run_batch_ray(
+                jobs,
+                out,
+                address=args.address,
+                cap=args.concurrency,
+                attempts=args.attempts,
+                workers=args.workers,
+                on_progress=bar,
+            )
+        else:
+            async with _session(args) as av:
+                _retry_timeout(args, av)
+                summary = await run_batch(
+                    av,
+                    jobs,
+                    out,
+                    cap=args.concurrency,
+                    attempts=args.attempts,
+                    on_progress=bar,
+                )
+    finally:
+        bar.close()
+    result = msgspec.to_builtins(summary)
     _print_result(
         args,
         result,
-        f"wrote {result['path']} ({result['seconds']} s of video, "
-        f"{result['video_frames']} frames, {result['bytes']} bytes)",
+        f"batch: {summary.done} done, {summary.failed} failed, {summary.skipped} skipped "
+        f"({summary.recovered} recovered), {summary.retried} retried, {summary.busy} busy; "
+        f"{summary.elapsed_s:.1f}s, {summary.jobs_per_s:.2f} jobs/s, "
+        f"peak concurrency {summary.peak_concurrency}/{summary.cap}; manifest: "
+        f"{out / 'manifest.jsonl'}",
     )
-    return EXIT_OK
+    return EXIT_OK if summary.failed == 0 else EXIT_BATCH_FAILURES
 
 
 async def _cmd_demo(args: argparse.Namespace) -> int:
@@ -569,9 +695,17 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     say = sub.add_parser("say", help="produce a video of TEXT")
-    say.add_argument("text", help="what the avatar says (plain text or SSML)")
     say.add_argument(
-        "-o", "--output", default="out.mp4", help="the video file to write (default out.mp4)"
+        "text",
+        help="what the avatar says (plain text or SSML); - reads standard input as it "
+        "comes (an LLM piped in), speaking each sentence once it is complete",
+    )
+    say.add_argument(
+        "-o",
+        "--output",
+        default="out.mp4",
+        help="the video file to write (default out.mp4); - writes it to standard output "
+        "as it arrives (the result line then goes to standard error)",
     )
     say.add_argument("--role", default="GuoXiaoyuan", help="the avatar (default GuoXiaoyuan)")
     say.add_argument(
@@ -592,6 +726,43 @@ def _parser() -> argparse.ArgumentParser:
         "credentials come from AVATARKIT_APPID and AVATARKIT_TOKEN",
     )
     say.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    batch = sub.add_parser(
+        "batch", help="produce many videos from a .jsonl of jobs (resumable)", parents=[retry]
+    )
+    batch.add_argument(
+        "jobs", help='the jobs, one JSON object per line: {"id", "role", "text" or "ssml", …}'
+    )
+    batch.add_argument("-o", "--output", required=True, help="the folder for videos and manifest")
+    batch.add_argument(
+        "--concurrency",
+        type=int,
+        default=8,
+        help="the most videos made at once (default 8); lowered while the service is busy",
+    )
+    batch.add_argument(
+        "--attempts", type=int, default=3, help="tries per job on transient failures (default 3)"
+    )
+    batch.add_argument(
+        "--emulator",
+        action="store_true",
+        help="run against an in-process emulator instead of the real service",
+    )
+    batch.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: this process (default); ray: a Ray cluster (the ray extra)",
+    )
+    batch.add_argument(
+        "--address", help="the Ray cluster to join (ray://… or host:port; default: a local one)"
+    )
+    batch.add_argument(
+        "--workers",
+        type=int,
+        help="Ray workers, each with its own session (default: --concurrency)",
+    )
+    batch.add_argument("--json", action="store_true", help="progress and summary as JSON")
 
     upload = sub.add_parser("upload", help="upload a digime video (resumable)", parents=[retry])
     upload.add_argument("path", help="the video file (mp4 or mov)")
@@ -813,6 +984,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_emulator(args)
         commands = {
             "say": _cmd_say,
+            "batch": _cmd_batch,
             "demo": _cmd_demo,
             "upload": _cmd_upload,
             "voice-clone": _cmd_voice_clone_upload,

@@ -5,6 +5,8 @@ Run it against the emulator (see ``examples/README.md``)::
     uvicorn examples.fastapi_app:app
 
 * ``POST /videos`` with ``{"text": "…"}`` answers the produced video (``video/mp4``);
+* ``POST /videos/stream`` answers the same video as it is sent: its first bytes
+  leave before the production has finished arriving;
 * ``POST /training/{conf_name}`` starts training an uploaded avatar, with its
   ``callback_url`` pointing back at this app;
 * ``GET /training/{conf_name}`` is the training state (``?wait=30`` waits up
@@ -27,7 +29,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from avatarkit import (
@@ -142,6 +144,36 @@ def create_app(
             data = await video.read()
         return Response(
             data,
+            media_type="video/mp4",
+            headers={"content-disposition": 'inline; filename="avatar.mp4"'},
+        )
+
+    @app.post(
+        "/videos/stream",
+        response_class=StreamingResponse,
+        responses={200: {"content": {"video/mp4": {}}, "description": "the video, as it comes"}},
+    )
+    async def stream_video(body: VideoRequest, av: Session) -> StreamingResponse:
+        """The same video, passed on as the service sends it (a lower time to first byte)."""
+        stream = await av.tta.open(role=body.role, codec="mp4", video={"video_width": body.width})
+        video = stream.stream_video()
+        try:
+            await stream.say(body.text).collect()
+            # Wait for the first bytes here: a failure before them is still a JSON error
+            # answer (see avatar_error), not a 200 cut short.
+            first = await anext(video)
+        except BaseException:
+            await video.aclose()  # closes the stream too
+            raise
+
+        async def body_chunks() -> AsyncIterator[bytes]:
+            async with video:  # a client that goes away closes the TTA session
+                yield first
+                async for chunk in video:
+                    yield chunk
+
+        return StreamingResponse(
+            body_chunks(),
             media_type="video/mp4",
             headers={"content-disposition": 'inline; filename="avatar.mp4"'},
         )

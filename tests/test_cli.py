@@ -418,3 +418,24 @@ def test_each_error_class_has_its_exit_code(capsys: pytest.CaptureFixture[str]) 
         assert (error["type"], error["exit_code"]) == (type(exc).__name__, code)
     cli._report(cases[0][0], json_errors=False)
     assert "--no-speaker-check" in capsys.readouterr().err
+
+
+def test_say_speaks_standard_input_and_streams_the_video_to_standard_output() -> None:
+    # `llm | avatarkit say - -o -`: text in as it comes, the video out as it arrives.
+    done = subprocess.run(
+        [sys.executable, "-m", "avatarkit", "say", "-", "-o", "-", "--emulator", "--width", "240",
+         "--subtitles", "--json"],
+        input="今天天气真不错。我们去散步吧！".encode(),
+        capture_output=True, timeout=120, env=ENV,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    result = json.loads(done.stderr.decode().strip().splitlines()[-1])
+    assert result["path"] == "-" and result["bytes"] == len(done.stdout) > 0
+    assert [s["text"] for s in result["subtitles"]]  # subtitles still collected
+    with av.open(io.BytesIO(done.stdout)) as container:
+        assert sum(1 for _ in container.decode(video=0)) > 0
+    bad = subprocess.run(
+        [sys.executable, "-m", "avatarkit", "say", "-", "--emulator", "--json"],
+        input=b"\xff\xfe not utf-8", capture_output=True, timeout=60, env=ENV,
+    )  # fmt: skip
+    assert bad.returncode == 2 and json.loads(bad.stderr)["error"]["field"] == "stdin"

@@ -21,6 +21,7 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 
 from avatarkit import AvatarSession
+from avatarkit.emulator import Emulator
 from avatarkit.emulator.process import EmulatorProcess, spawn_emulator
 from avatarkit.emulator.server import serve_asgi
 
@@ -138,6 +139,29 @@ async def test_fastapi_app_videos_and_training(
         response = await client.get("/training/Nobody-1")
         assert response.status_code == 404, response.text
     assert receiver.closed  # the lifespan's end closed it
+
+
+@pytest.mark.anyio
+async def test_fastapi_app_streams_a_video_before_its_production_has_arrived() -> None:
+    # An in-process emulator, so that the test can see (and lift) how far the video's
+    # delivery is: it lets the video out at 2 KB/s, minutes for the whole.
+    example = load_example("fastapi_app")
+    async with Emulator(media_chunk_bytes=2048, video_send_bps=2048) as emu:
+        app = example.create_app(session_factory=emu.session)
+        async with (
+            app.router.lifespan_context(app),
+            serve_asgi(app) as base,
+            httpx.AsyncClient(base_url=base, timeout=30) as client,
+            client.stream("POST", "/videos/stream", json={"text": "你好！今天天气真不错。"}) as r,
+        ):
+            assert r.status_code == 200 and r.headers["content-type"] == "video/mp4"
+            chunks = r.aiter_bytes()
+            first = await anext(chunks)
+            assert first and emu.stats.tta_videos_delivered == 0  # still being sent
+            emu.options.video_send_bps = None
+            rest = b"".join([chunk async for chunk in chunks])
+        assert emu.stats.tta_videos_delivered == 1
+    assert_playable_mp4(first + rest)
 
 
 def test_fastapi_app_module_imports_without_environment(

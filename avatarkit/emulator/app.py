@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 
 from avatarkit.emulator import digime, metastudio, sami
 from avatarkit.emulator.options import EmulatorOptions
-from avatarkit.emulator.routes import HEALTH_PATH, SHAPED_PREFIXES, TTA_PATH, VIDEOS_PATH
-from avatarkit.emulator.shaping import Shaper, check_shaping_options
+from avatarkit.emulator.routes import (
+    HEALTH_PATH,
+    SHAPED_PREFIXES,
+    STATS_PATH,
+    TTA_PATH,
+    VIDEOS_PATH,
+)
+from avatarkit.emulator.shaping import Pacer, Shaper, check_shaping_options
 from avatarkit.emulator.state import EmulatorState
 from avatarkit.emulator.tta import tta_endpoint
 
@@ -32,7 +39,32 @@ async def _video(request: Request) -> Response:
             {"code": 404, "message": "no such video or bad signature"}, status_code=404
         )
     data, codec = found
-    return Response(data, media_type=_CONTENT_TYPES.get(codec, "application/octet-stream"))
+    media_type = _CONTENT_TYPES.get(codec, "application/octet-stream")
+    if state.options.video_send_bps is None:
+        state.stats.tta_videos_delivered += 1
+        return Response(data, media_type=media_type)
+
+    async def body() -> AsyncIterator[bytes]:
+        # Paced like the |DAT|03| packets: the link between the service's storage and you.
+        pacer = Pacer(lambda: state.options.video_send_bps)
+        size = state.options.media_chunk_bytes
+        for start in range(0, len(data), size):
+            piece = data[start : start + size]
+            await pacer.wait(len(piece))
+            yield piece
+        state.stats.tta_videos_delivered += 1
+
+    return StreamingResponse(
+        body(), media_type=media_type, headers={"content-length": str(len(data))}
+    )
+
+
+async def _stats(request: Request) -> Response:
+    """The counters (tests and benchmarks of another process read them here)."""
+    stats = request.app.state.emulator.stats
+    if request.method == "POST":  # a new measurement: peaks start from what is open now
+        stats.tta_sessions_peak = stats.tta_sessions_active
+    return JSONResponse(dataclasses.asdict(stats))
 
 
 async def _health(request: Request) -> Response:
@@ -62,6 +94,7 @@ def create_app(options: EmulatorOptions | None = None) -> Starlette:
             WebSocketRoute(TTA_PATH + "/{dimension:str}", tta_endpoint),
             Route(VIDEOS_PATH + "/{name:str}", _video),
             Route(HEALTH_PATH, _health),
+            Route(STATS_PATH, _stats, methods=["GET", "POST"]),
             *digime.digime_routes(),
             *metastudio.metastudio_routes(),
             *sami.sami_routes(),

@@ -53,6 +53,10 @@ class EmulatorOptions(msgspec.Struct, kw_only=True):
     busy_opens: int = 0
     """Answer the first N session opens (counted over all connections) with ``|MSG|``
     code 1002, server busy, as the real service does under load. Default 0."""
+    tta_max_sessions: int | None = None
+    """The account's quota: TTA sessions open at once for the appid.  An open above it
+    is answered with ``|MSG|`` 1002 (busy), as the real service does; the batch
+    lowers its concurrency on it.  At least 1; ``None`` (default): no cap."""
     drop_after_frames: int | None = None
     """Fail every TTA connection once it has sent this many media frames (``|DAT|00|``
     and ``|DAT|01|`` together): it closes with code 1011, as on a server crash.
@@ -63,7 +67,13 @@ class EmulatorOptions(msgspec.Struct, kw_only=True):
     time."""
     media_chunk_bytes: int = 256 * 1024
     """Bytes per ``|DAT|03|`` frame when the produced video is sent over the socket (the
-    last piece is ``|DAT|04|``); not used with ``output_url``. Default 256 KiB."""
+    last piece is ``|DAT|04|``); with ``output_url``, the piece size of a download paced
+    by ``video_send_bps``. Default 256 KiB."""
+    video_send_bps: float | None = None
+    """Bytes per second at which a produced video leaves the emulator (its ``|DAT|03|``
+    packets, or the body of its ``video_url`` download): the link between the service
+    and you.  Read at each packet, so a test may lift it mid-delivery.  Above 0;
+    ``None`` (default): as fast as the socket allows."""
     open_timeout: float = 30.0
     """Seconds the emulator waits, after the WebSocket handshake, for the first frame
     (the ``|CTL|00|`` open); then it ends the connection without a reply. Default 30."""

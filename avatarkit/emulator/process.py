@@ -32,6 +32,7 @@ class EmulatorProcess:
     endpoints: Endpoints
     env: dict[str, str]  # the client environment: AVATARKIT_*, METASTUDIO_*, CLOUD_SDK_*
     url: str = ""  # http://host:port
+    pid: int = 0  # the emulator's process (benchmarks read its CPU time)
 
     def session(self, **kwargs: Any) -> AvatarSession:
         """An :class:`AvatarSession` pointed at this emulator."""
@@ -106,6 +107,7 @@ def spawn_emulator(*args: str, host: str = "127.0.0.1") -> Iterator[EmulatorProc
                 ),
                 env=env,
                 url=ready.url,
+                pid=proc.pid,
             )
         finally:
             proc.terminate()

@@ -29,6 +29,7 @@ __all__ = [
     "METASTUDIO_OBS_PREFIX",
     "SAMI_PATH",
     "SHAPED_PREFIXES",
+    "STATS_PATH",
     "TTA_PATH",
     "VIDEOS_PATH",
     "ReadyLine",
@@ -53,6 +54,8 @@ METASTUDIO_API_PATH: Final = METASTUDIO_MANAGE_PREFIX + "/user"
 #: The emulator's own object store behind the presigned upload URLs.
 METASTUDIO_OBS_PREFIX: Final = "/metastudio-obs"
 HEALTH_PATH: Final = "/healthz"
+#: The emulator's own: its counters as JSON (``POST`` resets the peaks to the current).
+STATS_PATH: Final = "/emulator/stats"
 
 #: The HTTP paths network shaping and fault injection apply to.
 SHAPED_PREFIXES: Final = (DIGIME_PREFIX, "/v1/", METASTUDIO_OBS_PREFIX + "/", SAMI_PATH)

@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from avatarkit.emulator.options import EmulatorOptions
     from avatarkit.emulator.state import EmulatorState
 
-__all__ = ["FaultTarget", "Shaper", "TokenBucket", "check_shaping_options"]
+__all__ = ["FaultTarget", "Pacer", "Shaper", "TokenBucket", "check_shaping_options"]
 
 _MAX_BUCKETS: Final = 1024  # connections remembered; the oldest is forgotten first
 _DROP_DECLARED_LENGTH: Final = 64
@@ -99,6 +99,31 @@ def check_shaping_options(options: EmulatorOptions) -> None:
         raise ValidationError("failure_mode", options.failure_mode, "must be 5xx, drop or mixed")
     if options.frame_bytes is not None and not options.frame_bytes >= 1:
         raise ValidationError("frame_bytes", options.frame_bytes, "must be >= 1 (or None)")
+    cap = options.tta_max_sessions
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+        raise ValidationError("tta_max_sessions", cap, "must be an integer >= 1 (or None)")
+    rate = options.video_send_bps
+    if rate is not None and not rate > 0:
+        raise ValidationError("video_send_bps", rate, "must be > 0 (or None)")
+
+
+class Pacer:
+    """Lets bytes through at ``rate()`` bytes per second, read at each :meth:`wait` (so a
+    test may change it mid-delivery); None lets them through at once."""
+
+    def __init__(self, rate: Callable[[], float | None]) -> None:
+        self._rate = rate
+        self._bucket: TokenBucket | None = None
+
+    async def wait(self, amount: int) -> None:
+        """Wait until ``amount`` more bytes may pass."""
+        per_second = self._rate()
+        if per_second is None:
+            self._bucket = None
+            return
+        if self._bucket is None or self._bucket.rate != per_second:
+            self._bucket = TokenBucket(per_second)
+        await anyio.sleep(self._bucket.take(amount))
 
 
 class TokenBucket:

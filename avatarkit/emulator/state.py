@@ -23,6 +23,9 @@ class Stats:
     tta_sessions_opened: int = 0
     tta_frames_sent: int = 0
     tta_rejected_opens: int = 0
+    tta_sessions_active: int = 0  # sessions open right now (open reply sent, not yet ended)
+    tta_sessions_peak: int = 0  # the most that were open at once
+    tta_videos_delivered: int = 0  # produced videos sent whole (|DAT|04| or a download's end)
     digime_parts_received: int = 0  # parts stored (a replaced part counts again)
     digime_part_bytes: int = 0  # decoded bytes of those parts
     digime_injected_failures: int = 0  # part uploads failed on purpose (shaping)

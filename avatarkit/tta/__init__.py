@@ -18,7 +18,7 @@ from avatarkit._lazy import lazy_exports
 
 # Names load on first use (PEP 562); the type checker sees ordinary imports.
 if TYPE_CHECKING:
-    from avatarkit.tta import events, frames, ssml
+    from avatarkit.tta import events, frames, sentences, ssml
     from avatarkit.tta.client import TtaClient
     from avatarkit.tta.config import (
         Codec,
@@ -38,14 +38,21 @@ if TYPE_CHECKING:
         make_config,
     )
     from avatarkit.tta.limits import LimitChanges, StreamLimits
-    from avatarkit.tta.stream import AudioDrive, StreamRecording, TtaStream, Utterance
-    from avatarkit.tta.video import ProducedVideo
+    from avatarkit.tta.stream import (
+        AudioDrive,
+        SpeechStream,
+        StreamRecording,
+        TtaStream,
+        Utterance,
+    )
+    from avatarkit.tta.video import ProducedVideo, VideoStream
 
 _CONFIG = "avatarkit.tta.config"
 #: Lazily loaded name -> the module that defines it ("" for a submodule itself).
 _LAZY: dict[str, str | tuple[str, str | None]] = {
     "events": ("avatarkit.tta.events", ""),
     "frames": ("avatarkit.tta.frames", ""),
+    "sentences": ("avatarkit.tta.sentences", ""),
     "ssml": ("avatarkit.tta.ssml", ""),
     "TtaClient": "avatarkit.tta.client",
     **{
@@ -71,10 +78,12 @@ _LAZY: dict[str, str | tuple[str, str | None]] = {
     "LimitChanges": "avatarkit.tta.limits",
     "StreamLimits": "avatarkit.tta.limits",
     "AudioDrive": "avatarkit.tta.stream",
+    "SpeechStream": "avatarkit.tta.stream",
     "StreamRecording": "avatarkit.tta.stream",
     "TtaStream": "avatarkit.tta.stream",
     "Utterance": "avatarkit.tta.stream",
     "ProducedVideo": "avatarkit.tta.video",
+    "VideoStream": "avatarkit.tta.video",
 }
 
 __all__ = [
@@ -93,6 +102,7 @@ __all__ = [
     "RtmpConfig",
     "RtmpFields",
     "SessionConfig",
+    "SpeechStream",
     "StreamLimits",
     "StreamRecording",
     "TtaClient",
@@ -100,9 +110,11 @@ __all__ = [
     "Utterance",
     "VideoConfig",
     "VideoFields",
+    "VideoStream",
     "events",
     "frames",
     "make_config",
+    "sentences",
     "ssml",
 ]
 

@@ -49,12 +49,13 @@ from avatarkit.tta.audio import RATE, PcmConverter, wav_chunks
 from avatarkit.tta.config import SessionConfig, encode_config
 from avatarkit.tta.frames import MsgCode, MsgType
 from avatarkit.tta.limits import StreamLimits
-from avatarkit.tta.video import ProducedVideo
+from avatarkit.tta.sentences import SentenceSplitter
+from avatarkit.tta.video import ProducedVideo, VideoStream
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["AudioDrive", "StreamRecording", "TtaStream", "Utterance"]
+__all__ = ["AudioDrive", "SpeechStream", "StreamRecording", "TtaStream", "Utterance"]
 
 log = protected_logger(__name__)
 
@@ -395,6 +396,46 @@ class TtaStream:
         self._require_text_mode("interrupt")
         await self.send(frames.encode_interrupt())
 
+    def say_stream(
+        self,
+        fragments: AsyncIterable[str],
+        *,
+        max_chars: int = 80,
+        ahead: int = 1,
+    ) -> SpeechStream:
+        """Speak text while it is still being written (an LLM's token stream); iterate
+        every event of every sentence, in order.
+
+        The text is cut into sentences as they complete (Chinese and Latin
+        punctuation, line breaks, and run-on text at ``max_chars``: see
+        :mod:`avatarkit.tta.sentences`), and each is sent as a chat as soon as it is
+        complete.  The service speaks chats in the order sent; up to ``ahead``
+        sentences are sent while the one before is still being spoken, so that the
+        next is queued at the service when the current one ends.  Iteration ends
+        after the last sentence's voice_end, once ``fragments`` is exhausted::
+
+            async for event in stream.say_stream(llm_tokens()):
+                ...
+
+        Raises:
+            ValidationError: the stream is in audio mode, or ``max_chars``/``ahead``
+                breaks its rule; raised here, before anything is sent.  A sentence
+                with SSML (``<``) ends the iteration with a ValidationError: SSML
+                is whole-document only, pass it to :meth:`say`.
+            StreamClosed: the stream is not open.
+
+        While iterating, see :class:`SpeechStream`.
+        """
+        self._require_text_mode("say_stream")
+        self._require_open()
+        if not isinstance(fragments, AsyncIterable):
+            raise ValidationError(
+                "fragments", fragments, "must be an async iterable of str (use say() for a str)"
+            )
+        if isinstance(ahead, bool) or not isinstance(ahead, int) or ahead < 0:
+            raise ValidationError("ahead", ahead, "must be an integer >= 0")
+        return SpeechStream(self, fragments, SentenceSplitter(max_chars=max_chars), ahead)
+
     def say_audio(
         self,
         url: str,
@@ -677,54 +718,122 @@ class TtaStream:
             raise
 
     async def _finish(self) -> ProducedVideo:
-        codec = self.config.codec
+        production = _Production(self)
         chunks: list[memoryview] = []
-        url: str | None = None
-        subtitles: tuple[ev.SubtitleItem, ...] = ()
-        media_done = codec is None
-        closed_ok = False
-        awaiting = "the produced video" if codec is not None else "the close reply"
-        await self.send(frames.encode_close())
-        self._state = "closing"
-        self._finishing = True
+        await production.start()
+        while (piece := await production.next_piece()) is not None:
+            chunks.append(piece)
+        await self.aclose()
+        return ProducedVideo(
+            data=b"".join(chunks) if chunks else None,
+            url=production.url,
+            codec=self.config.codec,
+            subtitles=production.subtitles,
+            http=self._owner.http,
+            retry=self._retry,
+        )
+
+    def stream_video(
+        self, *, timeout: float | None = None, chunk_bytes: int = 1 << 16
+    ) -> VideoStream:
+        """Close the session (``|CTL|01|``) and iterate the produced video's bytes as
+        they arrive: the ``|DAT|03|`` packets as the service sends them, or, when the
+        service answers with a ``video_url`` (``output_url=True``), the download as it
+        comes in (``chunk_bytes`` at a time)::
+
+            async with stream.stream_video() as video:
+                async for chunk in video:
+                    await out.write(chunk)
+            print(video.subtitles)
+
+        Memory stays bounded: a packet is handed on as it is read, and while you do
+        not ask for the next one the stream's queue fills and reading pauses (TCP
+        pushes back on the service).  The subtitles are collected as in
+        :meth:`finish` (complete once the iteration has ended).  Each wait for the
+        service is bounded by ``idle_timeout`` plus the duration of the speech so
+        far, and the whole by ``timeout`` (seconds) when given.
+
+        Raises:
+            ValidationError: the session produces no video (no ``codec``: an RTC or
+                RTMP session), or ``timeout``/``chunk_bytes`` is not positive.
+            StreamClosed: the stream is not open.
+
+        While iterating, see :class:`~avatarkit.tta.video.VideoStream`.
+        """
+        self._require_open()
+        if self.config.codec is None:
+            raise ValidationError(
+                "codec", None, "stream_video() needs offline production (a codec, no rtc/rtmp)"
+            )
+        return VideoStream(
+            _Production(self),
+            codec=self.config.codec,
+            http=lambda: self._owner.http,
+            retry=self._retry,
+            timeout=timeout,
+            chunk_bytes=chunk_bytes,
+        )
+
+
+class _Production:
+    """The end of a session: the close frame out, then the produced media piece by
+    piece, the subtitles, and the close reply.  Shared by ``finish()`` (which joins the
+    pieces) and ``stream_video()`` (which hands each one on)."""
+
+    __slots__ = ("_closed_ok", "_media_done", "_stream", "subtitles", "url")
+
+    def __init__(self, stream: TtaStream) -> None:
+        self._stream = stream
+        self._media_done = stream.config.codec is None
+        self._closed_ok = False
+        self.url: str | None = None
+        self.subtitles: tuple[ev.SubtitleItem, ...] = ()
+
+    async def start(self) -> None:
+        stream = self._stream
+        await stream.send(frames.encode_close())
+        stream._state = "closing"
+        stream._finishing = True
+
+    async def next_piece(self) -> memoryview | None:
+        """The next piece of the media bytes; None once the media (or its URL) and the
+        close reply are in.  On a failure the stream stops finishing."""
+        stream = self._stream
+        awaiting = "the produced video" if stream.config.codec is not None else "the close reply"
         try:
-            while not (closed_ok and media_done):
+            while not (self._closed_ok and self._media_done):
                 try:
-                    event, _ = await self._take(awaiting)
+                    event, _ = await stream._take(awaiting)
                 except ConnectionLost:
-                    if self._error is None and media_done:
+                    if stream._error is None and self._media_done:
                         break  # the service closed without its close reply: the video is here
                     raise
                 match event:
                     case ev.MediaChunk(data=data):
-                        chunks.append(data)
+                        return data
                     case ev.MediaEnd(data=data):
-                        chunks.append(data)
-                        media_done = True
+                        self._media_done = True
+                        return data
                     case ev.VideoUrl(url=video_url):
-                        url, media_done = video_url, True
+                        self.url, self._media_done = video_url, True
                     case ev.AllSubtitles(subtitles=lines):
-                        subtitles = lines
+                        self.subtitles = lines
                     case ev.Status(code=code, message=message, type=kind) if (
                         code != MsgCode.OK and kind in (MsgType.CLOSE, MsgType.PRODUCTION)
                     ):
                         raise ServiceError(code, message, retryable=code == MsgCode.BUSY)
                     case ev.Status(type=kind) if kind == MsgType.CLOSE:
-                        closed_ok = True
+                        self._closed_ok = True
                     case _:
                         pass
-        finally:
-            self._finishing = False
-        await self.aclose()
-        video_bytes = b"".join(chunks) if chunks else None
-        return ProducedVideo(
-            data=video_bytes,
-            url=url,
-            codec=codec,
-            subtitles=subtitles,
-            http=self._owner.http,
-            retry=self._retry,
-        )
+        except BaseException:
+            stream._finishing = False
+            raise
+        stream._finishing = False
+        return None
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
 
 
 class _Router:
@@ -869,3 +978,150 @@ class Utterance:
             :meth:`TtaStream.interrupt` to stop the speech itself.
         """
         return [event async for event in self]
+
+
+class SpeechStream:
+    """The events of streamed text (:meth:`TtaStream.say_stream`): an async iterator over
+    every sentence's events, in order, ending after the last sentence's voice_end.
+
+    Sending runs beside the iteration, in the session's task group: fragments are
+    read, cut into sentences and each is sent when complete, with at most
+    ``ahead + 1`` sentences sent and not yet ended.  Leaving the iteration (or
+    :meth:`aclose`) stops the sending; sentences already sent are still spoken by
+    the service (call :meth:`TtaStream.interrupt` to stop them).
+
+    Attributes:
+        sentences: The sentences sent so far, as sent.
+
+    Iterating raises:
+        ValidationError: a sentence holds SSML (``<``), or a fragment is not a str.
+        ServiceError: the service refused a sentence's chat (its ``|MSG|`` code).
+        TimeoutError: the service was silent past ``idle_timeout`` while a sentence
+            was under way.
+        ConnectionLost: the connection dropped.
+        StreamClosed: the stream was closed.
+
+    The fragments' own exception ends the iteration as it is.
+    """
+
+    def __init__(
+        self,
+        stream: TtaStream,
+        fragments: AsyncIterable[str],
+        splitter: SentenceSplitter,
+        ahead: int,
+    ) -> None:
+        self._stream = stream
+        self._fragments = fragments
+        self._splitter = splitter
+        self._slots = anyio.Semaphore(ahead + 1)
+        self._scope = anyio.CancelScope()
+        self._uids: set[int] = set()
+        self._started = False
+        self._sending = False  # the sender task is running
+        self._done = False
+        self._failure: Exception | None = None
+        self.sentences: list[str] = []
+
+    def __aiter__(self) -> SpeechStream:
+        return self
+
+    async def __anext__(self) -> ev.Event:
+        stream = self._stream
+        if self._done:
+            raise StopAsyncIteration
+        if not self._started:
+            self._started = self._sending = True
+            stream.task_group.start_soon(self._send)
+        try:
+            return await self._next_event()
+        except BaseException:
+            self._done = True
+            self._scope.cancel()
+            raise
+
+    async def _next_event(self) -> ev.Event:
+        stream, tracker = self._stream, self._stream._tracker
+        while True:
+            if self._failure is not None:
+                raise self._failure
+            if not self._sending and not self._uids:
+                self._done = True
+                raise StopAsyncIteration
+            event = stream._next_nowait() or await stream._next("the next sentence's events")
+            if isinstance(event, _Wakeup):
+                continue
+            verdict, owner = tracker.feed(event)
+            if verdict is Verdict.STRAY:
+                log.debug(_STRAY, event)
+            if stream._taps:
+                await stream._taps.feed(event)
+            if owner is None or owner not in self._uids:
+                continue  # stray, the session's, or another utterance's
+            if verdict is Verdict.DELIVER:
+                return event
+            self._uids.discard(owner)  # this sentence ended (or was refused)
+            self._slots.release()
+            if verdict is Verdict.REFUSED:
+                assert isinstance(event, ev.Status)
+                raise ServiceError(event.code, event.message, retryable=event.code == MsgCode.BUSY)
+            return event
+
+    async def _send(self) -> None:
+        try:
+            with self._scope:
+                async for fragment in self._fragments:
+                    if not isinstance(fragment, str):
+                        raise ValidationError("fragment", fragment, "must be a str")
+                    for sentence in self._splitter.feed(fragment):
+                        await self._say(sentence)
+                await self._say(self._splitter.flush())
+        except Exception as exc:  # delivered to the iterator, never to the session
+            self._failure = exc
+        finally:
+            self._sending = False
+            self._stream._wake()  # the iterator re-checks: the end, or the failure
+
+    async def _say(self, sentence: str) -> None:
+        text = sentence.strip()
+        if not text:
+            return
+        if "<" in text:
+            raise ValidationError(
+                "text",
+                text,
+                "SSML is whole-document only: pass the whole <speak> document to say(); "
+                "streamed text must be plain",
+            )
+        frame = frames.encode_chat(text)
+        await self._slots.acquire()
+        stream = self._stream
+        stream._require_open()
+        self._uids.add(stream._tracker.begin())  # before sending: see _utterances
+        await stream.send(frame)
+        self.sentences.append(text)
+
+    async def collect(self) -> list[ev.Event]:
+        """Speak all the text and return every event of every sentence.
+
+        Raises:
+            ValidationError: a sentence holds SSML, or a fragment is not a str.
+            ServiceError: the service refused a sentence (its ``|MSG|`` code).
+            TimeoutError: the service was silent past ``idle_timeout``.
+            ConnectionLost: the connection dropped.
+            StreamClosed: the stream is not open.
+
+        Cancellation:
+            Sending stops with the iteration; sentences already sent are still
+            spoken (and their events skipped by the next iterator).
+        """
+        return [event async for event in self]
+
+    async def aclose(self) -> None:
+        """Stop sending (the rest of the text is not sent).  Raises nothing.
+
+        Cancellation:
+            Safe: it does not wait.
+        """
+        self._done = True
+        self._scope.cancel()

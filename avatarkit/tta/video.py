@@ -1,22 +1,25 @@
-"""The video an offline-production stream hands back from ``finish()``."""
+"""The video an offline-production stream hands back: whole from ``finish()``
+(:class:`ProducedVideo`), or as it arrives from ``stream_video()`` (:class:`VideoStream`)."""
 
 from __future__ import annotations
 
 import os
+import types
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, Self
 
 import anyio
 
 from avatarkit._redact import redact_url
 from avatarkit._retry import RetryPolicy
-from avatarkit.errors import ServiceError, ValidationError
+from avatarkit.errors import ServiceError, TimeoutError, ValidationError
 from avatarkit.tta.events import SubtitleItem
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["ProducedVideo"]
+__all__ = ["ProducedVideo", "VideoStream"]
 
 
 class ProducedVideo:
@@ -175,3 +178,178 @@ def _check_status(response: httpx.Response, url: str) -> None:
             status=status,
             retryable=status >= 500 or status == 429,
         )
+
+
+class MediaSource(Protocol):
+    """What a :class:`VideoStream` reads: a session's production, piece by piece."""
+
+    url: str | None
+    subtitles: tuple[SubtitleItem, ...]
+
+    async def start(self) -> None: ...
+
+    async def next_piece(self) -> memoryview | None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class VideoStream:
+    """The produced video's bytes as they arrive (from :meth:`TtaStream.stream_video`).
+
+    An async iterator of ``bytes``; use it as ``async with`` (or call :meth:`aclose`)
+    so that leaving early closes the session and any download.  The first
+    ``__anext__`` sends the close frame.  When the service sent the video itself,
+    the chunks are its ``|DAT|03|``/``|DAT|04|`` packets; when it answered with a
+    ``video_url``, the TTA session is closed and the chunks are the download's
+    (opening it is retried like :meth:`ProducedVideo.read`; once bytes have been
+    handed on, a failure ends the iteration with the error).
+
+    Attributes:
+        codec: The container asked for (``mp4``, ``webm``, ``mov``).
+        url: The ``video_url`` the service answered with, once known (else None).
+        subtitles: The ``all_subtitles`` lines, complete once the iteration has ended.
+        bytes_received: Bytes handed on so far.
+
+    Iterating raises:
+        ServiceError: the service reported a failed production or close, or the
+            download got an error status (after retries).
+        TimeoutError: a wait passed ``idle_timeout`` plus the speech so far, or the
+            whole passed ``timeout``.
+        ConnectionLost: the connection (or the download) dropped.
+        ProtocolError: an undecodable frame.
+        StreamClosed: the stream was closed meanwhile.
+    """
+
+    def __init__(
+        self,
+        source: MediaSource,
+        *,
+        codec: str,
+        http: Callable[[], httpx.AsyncClient],
+        retry: RetryPolicy,
+        timeout: float | None = None,
+        chunk_bytes: int = 1 << 16,
+    ) -> None:
+        if timeout is not None and not timeout > 0:
+            raise ValidationError("timeout", timeout, "must be > 0 seconds (or None)")
+        if isinstance(chunk_bytes, bool) or not isinstance(chunk_bytes, int) or chunk_bytes < 1:
+            raise ValidationError("chunk_bytes", chunk_bytes, "must be an integer >= 1")
+        self._source = source
+        self._http = http
+        self._retry = retry
+        self._timeout = timeout
+        self._chunk_bytes = chunk_bytes
+        self._deadline: float | None = None
+        self._state = "new"  # new -> sending -> downloading -> done
+        self._response: httpx.Response | None = None
+        self._body: AsyncIterator[bytes] | None = None
+        self.codec = codec
+        self.url: str | None = None
+        self.subtitles: tuple[SubtitleItem, ...] = ()
+        self.bytes_received = 0
+
+    def __repr__(self) -> str:
+        where = f", url={redact_url(self.url)!r}" if self.url else ""
+        return (
+            f"VideoStream(codec={self.codec!r}{where}, state={self._state!r}, "
+            f"bytes_received={self.bytes_received})"
+        )
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def __anext__(self) -> bytes:
+        if self._state == "done":
+            raise StopAsyncIteration
+        try:
+            if self._deadline is None:
+                self._deadline = anyio.current_time() + (self._timeout or float("inf"))
+            with anyio.move_on_after(self._deadline - anyio.current_time()) as scope:
+                chunk = await self._next()
+            if scope.cancelled_caught:
+                raise TimeoutError(
+                    f"stream_video() did not complete within {self._timeout}s (timeout)"
+                )
+        except BaseException:
+            await self.aclose()
+            raise
+        if chunk is None:
+            await self.aclose()
+            raise StopAsyncIteration
+        self.bytes_received += len(chunk)
+        return chunk
+
+    async def _next(self) -> bytes | None:
+        source = self._source
+        if self._state == "new":
+            self._state = "sending"
+            await source.start()
+        if self._state == "sending":
+            while (piece := await source.next_piece()) is not None:
+                if piece:
+                    return bytes(piece)
+            self.subtitles = source.subtitles
+            await source.aclose()  # the session is over: its media (or their URL) is in
+            if source.url is None:
+                return None
+            self.url = source.url
+            await self._open_download(source.url)
+            self._state = "downloading"
+        if self._body is None:
+            return None
+        from avatarkit import _http
+
+        with _http.http_errors(_WHAT, self.url):
+            async for chunk in self._body:
+                return chunk
+        return None
+
+    async def _open_download(self, url: str) -> None:
+        from avatarkit import _http  # httpx loads only when a video is downloaded
+
+        http = self._http()
+
+        async def attempt() -> httpx.Response:
+            with _http.http_errors(_WHAT, url):
+                response = await http.send(http.build_request("GET", url), stream=True)
+            try:
+                _check_status(response, url)
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await response.aclose()
+                raise
+            return response
+
+        self._response = await _http.retrying(attempt, policy=self._retry, what=_WHAT)
+        self._body = self._response.aiter_bytes(self._chunk_bytes)
+
+    async def aclose(self) -> None:
+        """End the iteration: close the TTA session and any download.  Idempotent.
+
+        Raises nothing of its own.
+
+        Cancellation:
+            Shielded: the socket and the download are closed before the
+            cancellation is delivered.
+        """
+        self._state = "done"
+        with anyio.CancelScope(shield=True):
+            body, self._body = self._body, None
+            response, self._response = self._response, None
+            closer = getattr(body, "aclose", None)
+            if closer is not None:
+                await closer()
+            if response is not None:
+                await response.aclose()
+            await self._source.aclose()

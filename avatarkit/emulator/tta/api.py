@@ -34,6 +34,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from avatarkit._redact import protected_logger
 from avatarkit.emulator import media
 from avatarkit.emulator.rtmp import RtmpPublisher
+from avatarkit.emulator.shaping import Pacer
 from avatarkit.emulator.state import EmulatorState
 from avatarkit.emulator.tta import audio
 from avatarkit.emulator.tta.errors import ChatRejected, Dropped, InvalidParameter
@@ -165,6 +166,12 @@ class TtaSession:
         if config is None:
             await self.ws.close(code=1000)
             return
+        try:
+            await self.run_open(config)
+        finally:
+            self.state.stats.tta_sessions_active -= 1  # counted by open()
+
+    async def run_open(self, config: OpenConfig) -> None:
         self.config = config
         self.media = media.MediaSession(
             config.width,
@@ -211,6 +218,11 @@ class TtaSession:
             self.state.stats.tta_rejected_opens += 1
             await self.status(BUSY, "server busy, retry later", T_OPEN)
             return None
+        cap = self.opts.tta_max_sessions
+        if cap is not None and self.state.stats.tta_sessions_active >= cap:
+            self.state.stats.tta_rejected_opens += 1
+            await self.status(BUSY, f"server busy: {cap} sessions open for this appid", T_OPEN)
+            return None
         try:
             config = read_config(frame.config)
             self.check_open(config)
@@ -218,8 +230,16 @@ class TtaSession:
             self.state.stats.tta_rejected_opens += 1
             await self.status(INVALID, f"invalid parameter: {exc.message}", T_OPEN)
             return None
-        self.state.stats.tta_sessions_opened += 1
-        await self.status(OK, "session opened", T_OPEN)
+        stats = self.state.stats
+        stats.tta_sessions_opened += 1
+        # Counted before the reply (no await between the cap's check and this).
+        stats.tta_sessions_active += 1
+        stats.tta_sessions_peak = max(stats.tta_sessions_peak, stats.tta_sessions_active)
+        try:
+            await self.status(OK, "session opened", T_OPEN)
+        except BaseException:
+            stats.tta_sessions_active -= 1
+            raise
         return config
 
     def check_open(self, config: OpenConfig) -> None:
@@ -470,9 +490,13 @@ class TtaSession:
             await self.event("video_url", {"video_url": url})
         else:
             size = self.opts.media_chunk_bytes
+            pacer = Pacer(lambda: self.opts.video_send_bps)
             for start in range(0, len(data), size):
                 last = start + size >= len(data)
-                await self.send_bytes(frames.server_media(data[start : start + size], last=last))
+                piece = data[start : start + size]
+                await pacer.wait(len(piece))
+                await self.send_bytes(frames.server_media(piece, last=last))
+            self.state.stats.tta_videos_delivered += 1
         await self.status(OK, "video produced", T_PRODUCTION)
 
 
