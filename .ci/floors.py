@@ -1,7 +1,7 @@
 """Print pip constraints pinning every runtime dependency to its declared floor.
 
 Reads ``pyproject.toml``: the dependencies, the extras users install
-(``emulator``, ``media``, ``speed``) and the docs build (``docs``).  Each
+(``emulator``, ``media``, ``speed``, ``ray``) and the docs build (``docs``).  Each
 ``name>=X`` becomes ``name==X`` (its environment marker kept), so
 ``pip install -c`` with this output installs the lowest versions the project
 claims to work with.  A requirement without a floor is an error: every
@@ -21,7 +21,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-EXTRAS = ("emulator", "media", "speed", "docs")
+EXTRAS = ("emulator", "media", "speed", "docs", "ray")
 _REQ = re.compile(r"^(?P<name>[A-Za-z0-9_.-]+)(?:\[[^\]]*\])?\s*(?P<spec>[^;]*)(?P<marker>;.*)?$")
 
 

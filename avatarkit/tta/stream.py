@@ -409,9 +409,12 @@ class TtaStream:
         The text is cut into sentences as they complete (Chinese and Latin
         punctuation, line breaks, and run-on text at ``max_chars``: see
         :mod:`avatarkit.tta.sentences`), and each is sent as a chat as soon as it is
-        complete.  The service speaks chats in the order sent; up to ``ahead``
-        sentences are sent while the one before is still being spoken, so that the
-        next is queued at the service when the current one ends.  Iteration ends
+        complete.  Up to ``ahead`` sentences are sent while the one before is still
+        being spoken, so that the next is queued at the service when the current one
+        ends.  Doc 001 does not say what a chat sent during another one does; its
+        demo waits for ``voice_end``, and the emulator (its own reading) queues the
+        chat and speaks it next.  Should a service refuse it, ``ahead=0`` sends each
+        sentence only after the one before has ended.  Iteration ends
         after the last sentence's voice_end, once ``fragments`` is exhausted::
 
             async for event in stream.say_stream(llm_tokens()):

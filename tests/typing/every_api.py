@@ -7,6 +7,7 @@ error in CI (.ci/run).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -36,8 +37,11 @@ from avatarkit import (
     events,
     on_retry,
 )
+from avatarkit.batch import BatchProgress, BatchSummary, parse_jobs, run_batch
+from avatarkit.batch.ray_engine import run_batch_ray
 from avatarkit.emulator import Emulator
-from avatarkit.tta import SessionConfig, make_config
+from avatarkit.tta import SessionConfig, SpeechStream, VideoStream, make_config
+from avatarkit.tta.sentences import SentenceSplitter
 from avatarkit.tta.ssml import Speak
 
 
@@ -62,6 +66,31 @@ async def live(av: AvatarSession) -> list[events.Event]:
     async with av.tta.open(role="GuoXiaoyuan", input_mode="audio") as stream:
         async with stream.record("live.mp4", subtitles="live.srt"):
             return await stream.drive_audio(b"\0\0" * 16000).collect()
+
+
+async def streamed(av: AvatarSession, tokens: AsyncIterator[str]) -> int:
+    async with av.tta.open(role="GuoXiaoyuan", codec="mp4") as stream:
+        speech: SpeechStream = stream.say_stream(tokens, max_chars=60, ahead=1)
+        spoken: list[events.Event] = await speech.collect()
+        sentences: list[str] = speech.sentences
+        video: VideoStream = stream.stream_video(timeout=60, chunk_bytes=1 << 16)
+        size = 0
+        async with video:
+            async for chunk in video:
+                size += len(chunk)
+        cut: list[str] = SentenceSplitter(max_chars=40).feed("你好。再见")
+        return size + len(spoken) + len(sentences) + len(cut) + len(video.subtitles)
+
+
+def show(progress: BatchProgress) -> None:
+    print(progress.done, progress.total, progress.eta_s)
+
+
+async def batch(av: AvatarSession) -> float:
+    jobs = parse_jobs(['{"id": "a-1", "role": "GuoXiaoyuan", "text": "你好"}'])
+    summary: BatchSummary = await run_batch(av, jobs, "out", cap=8, on_progress=show)
+    on_ray: BatchSummary = await run_batch_ray(jobs, "/shared/out", address=None, cap=8)
+    return summary.jobs_per_s + on_ray.jobs_per_s
 
 
 async def training(av: AvatarSession, receiver: CallbackReceiver) -> int:
