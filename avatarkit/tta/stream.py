@@ -1044,21 +1044,16 @@ class SpeechStream:
             raise
 
     async def _next_event(self) -> ev.Event:
-        stream, tracker = self._stream, self._stream._tracker
+        stream = self._stream
         while True:
             if self._failure is not None:
                 raise self._failure
             if not self._sending and not self._uids:
                 self._done = True
                 raise StopAsyncIteration
-            event = stream._next_nowait() or await stream._next("the next sentence's events")
+            event, (verdict, owner) = await stream._take("the next sentence's events")
             if isinstance(event, _Wakeup):
                 continue
-            verdict, owner = tracker.feed(event)
-            if verdict is Verdict.STRAY:
-                log.debug(_STRAY, event)
-            if stream._taps:
-                await stream._taps.feed(event)
             if owner is None or owner not in self._uids:
                 continue  # stray, the session's, or another utterance's
             if verdict is Verdict.DELIVER:
