@@ -54,6 +54,13 @@ def run_variant(variant: str, main: Callable[[], Coroutine[Any, Any, Any]]) -> A
     return asyncio.run(main())
 
 
+def cpu_of(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (Linux ``/proc``): the other side's
+    CPU over a measured phase, to show it is not the bottleneck."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 

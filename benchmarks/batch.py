@@ -23,14 +23,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-from _bench import loadavg, spread
+from _bench import cpu_of, loadavg, spread
 
 from avatarkit.batch import BatchJob, parse_jobs, run_batch
 from avatarkit.emulator.process import spawn_emulator
@@ -38,12 +37,6 @@ from avatarkit.emulator.process import spawn_emulator
 CAP = 8
 TARGET = 0.9
 VIDEO = {"video_width": 256, "video_height": 256}
-
-
-def cpu_of(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` (Linux ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def make_jobs(n: int) -> list[BatchJob]:

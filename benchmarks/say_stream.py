@@ -24,14 +24,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-from _bench import loadavg, spread
+from _bench import cpu_of, loadavg, spread
 
 from avatarkit import events
 from avatarkit.emulator.process import spawn_emulator
@@ -44,12 +42,6 @@ TEXT = (
     "感谢大家的关注！"
 )
 VIDEO = {"video_width": 256, "video_height": 256}
-
-
-def cpu_of(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` (Linux ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def llm_tokens(rate: float) -> tuple[AsyncIterator[str], list[float]]:

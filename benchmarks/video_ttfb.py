@@ -20,24 +20,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import time
-from pathlib import Path
 from typing import Any
 
-from _bench import loadavg, spread
+from _bench import cpu_of, loadavg, spread
 
 from avatarkit.emulator.process import spawn_emulator
 
 TEXT = "你好，欢迎来到我们的直播间。今天给大家介绍一款新产品，它小巧轻便，续航持久，价格也很实惠。"
 VIDEO = {"video_width": 1280, "video_height": 720}
-
-
-def cpu_of(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` (Linux ``/proc``)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def one(av: Any, variant: str, pid: int) -> dict[str, float]:

@@ -23,7 +23,6 @@ store), never in logs or reprs.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,7 +33,7 @@ import msgspec
 
 from avatarkit._redact import register_secret
 from avatarkit.batch.jobs import BatchJob
-from avatarkit.batch.limiter import AdaptiveLimit
+from avatarkit.batch.limiter import AdaptiveLimit, Permits
 from avatarkit.batch.manifest import ManifestEntry
 from avatarkit.batch.runner import BatchProgress, BatchSummary, JobRunner, Tally, plan
 from avatarkit.errors import AvatarError, ValidationError
@@ -51,21 +50,12 @@ def _ray() -> Any:
 
 
 class QuotaActor:
-    """The cluster's one limiter (a Ray actor, async): permits under an AdaptiveLimit."""
+    """The cluster's one limiter (a Ray actor, async): the local engine's
+    :class:`~avatarkit.batch.limiter.Permits`, served to every worker."""
 
     def __init__(self, cap: int, start: int | None = None) -> None:
-        self.limit = AdaptiveLimit(cap, start=start)
-        """The cluster's rule (the same AIMD as the local engine)."""
-        self.in_use = 0
-        """Permits held now, across the cluster."""
-        self.peak = 0
-        """The most permits held at once."""
-        self._changed: asyncio.Condition | None = None
-
-    def _condition(self) -> asyncio.Condition:
-        if self._changed is None:  # made on the actor's own loop
-            self._changed = asyncio.Condition()
-        return self._changed
+        self.permits = Permits(AdaptiveLimit(cap, start=start))
+        """The places, under the cluster's AIMD limit."""
 
     async def acquire(self) -> int:
         """Wait for a place; the epoch it was taken in.
@@ -73,15 +63,9 @@ class QuotaActor:
         Raises nothing.
 
         Cancellation:
-            No place is taken (a cancelled Ray call is dropped by the actor's loop).
+            No place is taken.
         """
-        changed = self._condition()
-        async with changed:
-            while self.in_use >= self.limit.permits:
-                await changed.wait()
-            self.in_use += 1
-            self.peak = max(self.peak, self.in_use)
-            return self.limit.epoch
+        return await self.permits.acquire()
 
     async def release(self, epoch: int, outcome: str) -> None:
         """Give a place back (``outcome``: "success", "busy" or anything else).
@@ -89,25 +73,18 @@ class QuotaActor:
         Raises nothing.
 
         Cancellation:
-            Cancelled while it waits for the actor's lock, the place is not given
-            back: callers shield the call (:meth:`RayPermits.release` does).
+            Shielded: the place is always given back.
         """
-        changed = self._condition()
-        async with changed:
-            self.in_use -= 1
-            if outcome == "success":
-                self.limit.success()
-            elif outcome == "busy":
-                self.limit.busy(epoch)
-            changed.notify_all()
+        await self.permits.release(epoch, outcome)
 
     def stats(self) -> dict[str, float]:
         """``in_use``, ``peak``, ``permits`` and ``value`` of the limit now.  Raises nothing."""
+        permits = self.permits
         return {
-            "in_use": self.in_use,
-            "peak": self.peak,
-            "permits": self.limit.permits,
-            "value": self.limit.value,
+            "in_use": permits.in_use,
+            "peak": permits.peak,
+            "permits": permits.limit.permits,
+            "value": permits.limit.value,
         }
 
 
@@ -202,19 +179,14 @@ def _absolute(path: str | os.PathLike[str]) -> Path:
 
 def _session_args(session_env: dict[str, str] | None) -> dict[str, Any]:
     """The workers' session, from ``session_env`` (default: this process's environment)."""
+    from avatarkit._session import _ENV_URLS, ENV_APPID, ENV_TOKEN  # the session's names
+
     env = dict(os.environ if session_env is None else session_env)
     try:
-        appid, token = env["AVATARKIT_APPID"], env["AVATARKIT_TOKEN"]
+        appid, token = env[ENV_APPID], env[ENV_TOKEN]
     except KeyError as exc:
         raise ValidationError(exc.args[0], None, "environment variable is not set") from None
-    endpoints = {}
-    for field, var in (
-        ("tta", "AVATARKIT_TTA_URL"),
-        ("digime", "AVATARKIT_DIGIME_URL"),
-        ("sami", "AVATARKIT_SAMI_URL"),
-    ):
-        if env.get(var):
-            endpoints[field] = env[var]
+    endpoints = {field: env[var] for field, var in _ENV_URLS.items() if env.get(var)}
     return {"appid": appid, "token": token, "endpoints": endpoints}
 
 
