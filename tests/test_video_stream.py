@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import anyio
 import av
 import pytest
 
@@ -127,3 +128,40 @@ async def test_what_stream_video_refuses(emulator: Emulator) -> None:
                 s.stream_video(chunk_bytes=0)
         with pytest.raises(StreamClosed):
             s.stream_video()
+
+
+async def test_a_caller_holding_a_chunk_pauses_reading_within_the_buffer_bound() -> None:
+    # Backpressure, as for every stream: while the caller holds a chunk, the queue fills
+    # to buffer_bytes, reading pauses (TCP pushes back on the emulator), and once the
+    # caller goes on the rest arrives whole.
+    from tests.test_liveness import _Watch
+
+    chunk = 16 * 1024
+    async with Emulator(media_chunk_bytes=chunk) as emu:
+        async with session_for(emu) as av_session:
+            async with av_session.tta.open(
+                role="GuoXiaoyuan",
+                codec="mp4",
+                video={"video_width": 1280, "video_height": 720},
+                buffer_bytes=64 * 1024,
+            ) as s:
+                await s.say(TEXT * 4).collect()  # a video larger than may be held
+                async with s.stream_video() as video:
+                    first = await anext(video)
+                    queue, conn = s._queue, s._conn
+                    assert conn is not None
+                    watch = _Watch(conn._sink)
+                    conn.attach(watch)  # type: ignore[arg-type]
+                    while not conn._reading_paused:
+                        watch.changed = anyio.Event()
+                        if conn._reading_paused:
+                            break
+                        await watch.changed.wait()
+                    # The documented bound: buffer_bytes, plus what one socket read had
+                    # in hand when reading was asked to pause (the 256 KiB read buffer).
+                    held = queue._bytes
+                    assert held <= 64 * 1024 + 256 * 1024
+                    rest = [c async for c in video]
+    data = first + b"".join(rest)
+    assert len(first) + held < len(data)  # paused short of the whole video
+    assert _frames(data) > 0
